@@ -1,0 +1,1 @@
+"""Backends: PyTorch, ONNX and Graphviz lowerings of the graph IR (later issues)."""

@@ -1,0 +1,116 @@
+"""The ``netspec`` command: a thin layer over the Python API.
+
+It parses arguments, calls the library and formats its output. A mistake in a spec or
+on the command line prints ``path:line:col: error: message`` and exits with 2; an
+internal failure prints one line and exits with 1 (``--debug`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from netspec import SpecError, __version__, analyze, format_analysis, to_dict
+from netspec.spec.load import parse_override
+from netspec.summary import FORMATS
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="netspec", description="Neural networks as YAML specs: analyse, compile, draw.")
+    p.add_argument("--version", action="version", version=f"netspec {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def with_set(q: argparse.ArgumentParser) -> None:
+        q.add_argument(
+            "--set", action="append", default=[], metavar="NAME=VALUE", help="override a variable of the spec's params"
+        )
+
+    s = sub.add_parser("summary", help="per-layer table of shapes, parameters and MACs")
+    s.add_argument("spec", help="a spec file, or the name of a built-in spec (see 'netspec zoo')")
+    s.add_argument("--format", "-f", choices=FORMATS, default="table")
+    with_set(s)
+
+    c = sub.add_parser("check", help="validate specs (exit 2 if any has an error)")
+    c.add_argument("specs", nargs="+", metavar="spec")
+    with_set(c)
+
+    z = sub.add_parser("zoo", help="list the built-in specs with their parameters and MACs")
+    z.add_argument("--format", "-f", choices=("table", "json"), default="table")
+    return p
+
+
+def _overrides(items: list[str]) -> dict[str, Any]:
+    return dict(parse_override(item) for item in items)
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    analysis = analyze(args.spec, _overrides(args.set))
+    sys.stdout.write(format_analysis(analysis, args.format))
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    overrides = _overrides(args.set)
+    failed = 0
+    for spec in args.specs:
+        try:
+            a = analyze(spec, overrides)
+        except SpecError as e:
+            failed += 1
+            print(e.format(), file=sys.stderr)
+            continue
+        t = a.totals
+        assert t is not None
+        print(f"{a.path}: ok ({len(a.layers)} layers, {t.params:,} params, {t.macs:,} MACs)")
+    return 2 if failed else 0
+
+
+def cmd_zoo(args: argparse.Namespace) -> int:
+    from netspec import zoo
+
+    rows = []
+    for name in zoo.names():
+        a = analyze(name)
+        t = a.totals
+        assert t is not None
+        shape = "x".join(str(d) for v in a.inputs.values() for d in v)
+        rows.append((name, shape, t.params, t.macs, a.graph.name))
+    if args.format == "json":
+        import json
+
+        data = [{"name": n, "input": s, "params": p, "macs": m} for n, s, p, m, _ in rows]
+        print(json.dumps(data, indent=2))
+        return 0
+    head = ("Spec", "Input", "Params", "MACs")
+    cells = [head] + [(n, s, f"{p:,}", f"{m:,}") for n, s, p, m, _ in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(4)]
+    for k, r in enumerate(cells):
+        print("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+        if k == 0:
+            print("  ".join("-" * w for w in widths))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return {"summary": cmd_summary, "check": cmd_check, "zoo": cmd_zoo}[args.command](args)
+    except SpecError as e:
+        print(e.format(), file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # an internal failure: a bug in netspec, not the user's mistake
+        if args.debug:
+            raise
+        print(f"netspec: internal error: {type(e).__name__}: {e} (run with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""The static analysis of a spec: shapes, counts and memory for every layer, and totals."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from netspec.graph.ir import Graph
+from netspec.graph.lower import lower
+from netspec.ops import Shape
+from netspec.passes.cost import count_costs
+from netspec.passes.memory import activation_memory
+from netspec.passes.shapes import infer_shapes
+from netspec.spec.load import Spec, load_file, load_text
+from netspec.zoo import resolve
+
+BYTES_PER_ELEMENT = 4  # float32
+
+
+@dataclass(frozen=True, slots=True)
+class LayerInfo:
+    name: str
+    op: str
+    inputs: tuple[str, ...]
+    output_shape: Shape
+    params: int
+    trainable_params: int
+    buffers: int
+    macs: int
+    flops: int
+    activation_bytes: int
+    line: int
+    scope: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    params: int
+    trainable_params: int
+    buffers: int
+    macs: int
+    flops: int
+    param_bytes: int  # parameters and buffers at float32
+    activation_bytes: int  # every layer output kept (as for a backward pass), float32, batch 1
+    peak_activation_bytes: int  # most bytes alive at once in inference, freeing after last use
+
+
+@dataclass
+class Analysis:
+    name: str
+    path: str
+    graph: Graph
+    inputs: dict[str, Shape]
+    outputs: list[str]
+    layers: list[LayerInfo] = field(default_factory=list)
+    totals: Totals | None = None
+
+    def layer(self, name: str) -> LayerInfo:
+        for info in self.layers:
+            if info.name == name:
+                return info
+        raise KeyError(name)
+
+
+def analyze_graph(graph: Graph) -> Analysis:
+    shapes = infer_shapes(graph)
+    costs = count_costs(graph, shapes)
+    memory = activation_memory(graph, shapes, BYTES_PER_ELEMENT)
+    layers = []
+    for node in graph:
+        c, m = costs[node.name], memory[node.name]
+        act = 0 if node.op == "input" else m.output_bytes
+        layers.append(
+            LayerInfo(
+                node.name, node.op, node.inputs, shapes[node.name].shape, c.params, c.trainable_params,
+                c.buffers, c.macs, c.flops, act, node.location.line, node.scope,
+            )
+        )  # fmt: skip
+    params = sum(x.params for x in layers)
+    buffers = sum(x.buffers for x in layers)
+    totals = Totals(
+        params=params,
+        trainable_params=sum(x.trainable_params for x in layers),
+        buffers=buffers,
+        macs=sum(x.macs for x in layers),
+        flops=sum(x.flops for x in layers),
+        param_bytes=(params + buffers) * BYTES_PER_ELEMENT,
+        activation_bytes=sum(x.activation_bytes for x in layers),
+        peak_activation_bytes=max((m.live_bytes for m in memory.values()), default=0),
+    )
+    inputs = {name: shapes[name].shape for name in graph.inputs}
+    return Analysis(graph.name, graph.path, graph, inputs, list(graph.outputs), layers, totals)
+
+
+def load(source: str | os.PathLike[str], params: Mapping[str, Any] | None = None) -> Spec:
+    """Load a spec from a file path or a built-in spec name (``"vgg16"``)."""
+    return load_file(resolve(source), params)
+
+
+def analyze(source: str | os.PathLike[str] | Spec, params: Mapping[str, Any] | None = None) -> Analysis:
+    """Analyse a spec (a path, a built-in name or a loaded ``Spec``) without running it."""
+    spec = source if isinstance(source, Spec) else load(source, params)
+    return analyze_graph(lower(spec))
+
+
+def analyze_text(text: str, params: Mapping[str, Any] | None = None, path: str = "<string>") -> Analysis:
+    """Analyse spec text given as a string."""
+    return analyze_graph(lower(load_text(text, path, params)))

@@ -1,0 +1,142 @@
+"""The graph IR: a flat DAG of named nodes.
+
+A node is ``(name, op, attrs, inputs, location, scope)``; ``inputs`` are node names.
+The graph keeps its nodes in a topological order (``Graph.validate`` establishes and
+checks it), so passes and backends walk ``graph.nodes`` front to back.
+
+The IR is a small class of its own rather than a ``networkx.DiGraph``: importing
+networkx alone takes longer than a whole ``netspec summary`` may. ``to_networkx()``
+gives the same graph as a DiGraph for analyses that want that library.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from netspec.errors import Location, SpecError, did_you_mean
+
+
+@dataclass(slots=True)
+class Node:
+    name: str
+    op: str
+    attrs: Any  # the op's pydantic Attrs instance
+    inputs: tuple[str, ...]
+    location: Location
+    scope: str = ""  # the block path (``layer2.1``); "" at top level
+    trainable: bool = True
+    #: where each input reference was written (for "undefined input" errors)
+    input_locations: tuple[Location, ...] = ()
+
+
+class Graph:
+    def __init__(self, name: str, path: str = "<string>") -> None:
+        self.name = name
+        self.path = path
+        self.nodes: dict[str, Node] = {}
+        self.inputs: list[str] = []
+        self.outputs: list[str] = []
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(self.nodes.values())
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def __getitem__(self, name: str) -> Node:
+        return self.nodes[name]
+
+    def add(self, node: Node) -> Node:
+        first = self.nodes.get(node.name)
+        if first is not None:
+            raise SpecError(
+                f"duplicate layer name '{node.name}' (first used at line {first.location.line})",
+                node.location,
+                hint="layer names must be unique; rename one of them",
+                layer=node.name,
+            )
+        self.nodes[node.name] = node
+        return node
+
+    def consumers(self) -> dict[str, list[str]]:
+        users: dict[str, list[str]] = {name: [] for name in self.nodes}
+        for node in self.nodes.values():
+            for i in node.inputs:
+                users[i].append(node.name)
+        return users
+
+    def validate(self) -> None:
+        """Check that inputs and outputs are defined and that the graph has no cycle,
+        and reorder the nodes topologically (stable: written order where possible)."""
+        for node in self.nodes.values():
+            for k, ref in enumerate(node.inputs):
+                if ref not in self.nodes:
+                    loc = node.input_locations[k] if k < len(node.input_locations) else node.location
+                    raise SpecError(
+                        f"layer '{node.name}' takes input '{ref}', which is not defined",
+                        loc,
+                        hint=did_you_mean(ref, self.nodes),
+                        layer=node.name,
+                    )
+                if ref == node.name:
+                    raise SpecError(f"layer '{node.name}' takes itself as input", node.location, layer=node.name)
+        for out in self.outputs:
+            if out not in self.nodes:
+                raise SpecError(f"output '{out}' is not a layer", Location(self.path), hint=did_you_mean(out, self.nodes))
+        self._toposort()
+
+    def _toposort(self) -> None:
+        indeg = {name: len(set(n.inputs)) for name, n in self.nodes.items()}
+        users: dict[str, list[str]] = {name: [] for name in self.nodes}
+        for node in self.nodes.values():
+            for ref in set(node.inputs):
+                users[ref].append(node.name)
+        # Kahn's algorithm, taking ready nodes in written order.
+        order: list[str] = []
+        position = {name: i for i, name in enumerate(self.nodes)}
+        ready = [(position[n], n) for n, d in indeg.items() if d == 0]
+        heapq.heapify(ready)
+        while ready:
+            _, name = heapq.heappop(ready)
+            order.append(name)
+            for user in users[name]:
+                indeg[user] -= 1
+                if indeg[user] == 0:
+                    heapq.heappush(ready, (position[user], user))
+        if len(order) != len(self.nodes):
+            cycle = self._find_cycle({n for n, d in indeg.items() if d > 0})
+            first = self.nodes[cycle[0]]
+            raise SpecError(
+                "the layers form a cycle: " + " -> ".join(cycle + [cycle[0]]),
+                first.location,
+                hint="a layer's inputs must come from layers that do not depend on it",
+                layer=first.name,
+            )
+        if order != list(self.nodes):
+            self.nodes = {name: self.nodes[name] for name in order}
+
+    def _find_cycle(self, stuck: set[str]) -> list[str]:
+        # Every stuck node has a stuck input; follow inputs until a node repeats.
+        name = min(stuck, key=list(self.nodes).index)
+        seen: dict[str, int] = {}
+        path: list[str] = []
+        while name not in seen:
+            seen[name] = len(path)
+            path.append(name)
+            name = next(ref for ref in self.nodes[name].inputs if ref in stuck)
+        return list(reversed(path[seen[name] :]))
+
+    def to_networkx(self) -> Any:
+        """The graph as a ``networkx.DiGraph`` (nodes carry ``node``; edges point from
+        input to consumer)."""
+        import networkx as nx
+
+        g = nx.DiGraph(name=self.name)
+        for node in self.nodes.values():
+            g.add_node(node.name, node=node)
+            for ref in node.inputs:
+                g.add_edge(ref, node.name)
+        return g

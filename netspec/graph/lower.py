@@ -1,0 +1,133 @@
+"""Lowering: turn a validated spec into a flat graph of nodes.
+
+Each layer entry becomes one node (``repeat: n`` makes n chained nodes named
+``name.0`` .. ``name.{n-1}`` in the scope ``name``). A layer reads the previous
+layer unless it names its ``inputs``; a name that refers to a repeated layer means
+its last instance. Attributes are evaluated (expressions) and validated by the op's
+own model here, so every error can point at the value that caused it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from netspec.errors import Location, SpecError, did_you_mean
+from netspec.graph.ir import Graph, Node
+from netspec.ops import REGISTRY, op_names
+from netspec.ops.base import Attrs, size
+from netspec.ops.input import InputAttrs
+from netspec.spec.load import Spec, resolve_value, validate_model
+from netspec.spec.model import LayerEntry
+
+MAX_REPEAT = 100_000
+MAX_NODES = 1_000_000
+
+
+def lower(spec: Spec) -> Graph:
+    graph = Graph(spec.name, spec.path)
+    variables = spec.variables
+    for name, dims in spec.model.inputs.items():
+        path = ("inputs", name)
+        shape = resolve_value(dims, variables, spec.doc, path)
+        if not 1 <= len(shape) <= 8:
+            raise SpecError(f"input '{name}': a shape has 1 to 8 axes, got {len(shape)}", spec.loc(path))
+        for k, dim in enumerate(shape):
+            try:
+                size(dim)
+            except ValueError as e:
+                raise SpecError(f"input '{name}': axis {k}: {e}", spec.loc((*path, k))) from None
+        attrs = InputAttrs(shape=tuple(shape))
+        graph.add(Node(name, "input", attrs, (), spec.loc(path, key=True)))
+        graph.inputs.append(name)
+
+    entries = [_entry(spec, i, raw) for i, raw in enumerate(spec.model.layers)]
+    taken = {e.name for e in entries if e.name} | set(graph.inputs)
+    counters: dict[str, int] = {}
+    last_of: dict[str, str] = {}  # layer name -> its last node (for repeats)
+    prev = graph.inputs[0] if len(graph.inputs) == 1 else None
+    for i, entry in enumerate(entries):
+        at = ("layers", i)
+        op = REGISTRY.get(entry.op)
+        if op is None or op.name == "input":
+            raise SpecError(
+                f"unknown op '{entry.op}'",
+                spec.loc((*at, "op")),
+                hint=did_you_mean(entry.op, [n for n in REGISTRY if n != "input"])
+                or "known ops: " + ", ".join(n for n in op_names() if n != "input"),
+            )
+        name = entry.name or _auto_name(op.name, counters, taken)
+        context = f"layer '{name}' ({op.name}): "
+        raw_attrs = {k: resolve_value(v, variables, spec.doc, (*at, k)) for k, v in entry.attrs.items()}
+        attrs: Attrs = validate_model(op.Attrs, raw_attrs, spec.doc, at, "attribute", context)
+        repeat = _repeat(spec, at, entry, context)
+
+        if entry.inputs is None:
+            if prev is None:
+                raise SpecError(
+                    f"{context}has no input: the spec has several inputs, so name the ones it takes",
+                    spec.loc(at),
+                    hint=f"add 'inputs: [{', '.join(graph.inputs)}]' (or some of them)",
+                    layer=name,
+                )
+            refs: tuple[str, ...] = (prev,)
+            ref_locs: tuple[Location, ...] = (spec.loc(at),)
+        else:
+            refs = tuple(entry.inputs)
+            ref_locs = tuple(spec.loc((*at, "inputs", k)) for k in range(len(refs)))
+        if len(graph) + repeat > MAX_NODES:
+            raise SpecError(f"{context}the spec expands to more than {MAX_NODES:,} layers", spec.loc(at), layer=name)
+
+        loc = spec.loc(at)
+        for r in range(repeat):
+            node_name = f"{name}.{r}" if repeat > 1 else name
+            ins, locs = (refs, ref_locs) if r == 0 else ((prev,), (loc,))  # type: ignore[assignment]
+            graph.add(Node(node_name, op.name, attrs, ins, loc, name if repeat > 1 else "", entry.trainable, locs))
+            prev = node_name
+        last_of[name] = prev  # type: ignore[assignment]
+
+    # References may name a repeated layer (meaning its last instance) or come before
+    # the layer they name; resolve them now that every layer is known.
+    for node in graph:
+        if any(ref in last_of and last_of[ref] != ref for ref in node.inputs):
+            node.inputs = tuple(last_of.get(ref, ref) for ref in node.inputs)
+    outputs = spec.model.outputs or [prev]
+    graph.outputs = [last_of.get(o, o) for o in outputs if o is not None]
+    graph.validate()
+    return graph
+
+
+def _entry(spec: Spec, i: int, raw: Any) -> LayerEntry:
+    at = ("layers", i)
+    if isinstance(raw, str):
+        raw = {"op": raw}
+    if not isinstance(raw, dict):
+        raise SpecError(
+            f"layer {i + 1} must be a mapping such as {{op: conv2d, out: 64, kernel: 3}} or an op name, "
+            f"not {type(raw).__name__}",
+            spec.loc(at),
+        )
+    if "op" not in raw:
+        raise SpecError(f"layer {i + 1} has no 'op'", spec.loc(at), hint="every layer names its op: {op: relu}")
+    if isinstance(raw.get("inputs"), str):
+        raw = {**raw, "inputs": [raw["inputs"]]}
+    elif isinstance(raw.get("inputs"), list) and not raw["inputs"]:
+        raise SpecError("'inputs' is empty", spec.loc((*at, "inputs")))
+    return validate_model(LayerEntry, raw, spec.doc, at, "key", f"layer {i + 1}: ")  # type: ignore[no-any-return]
+
+
+def _auto_name(op: str, counters: dict[str, int], taken: set[str]) -> str:
+    while True:
+        counters[op] = counters.get(op, 0) + 1
+        name = f"{op}_{counters[op]}"
+        if name not in taken:
+            taken.add(name)
+            return name
+
+
+def _repeat(spec: Spec, at: tuple[Any, ...], entry: LayerEntry, context: str) -> int:
+    value = resolve_value(entry.repeat, spec.variables, spec.doc, (*at, "repeat"))
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_REPEAT:
+        raise SpecError(
+            f"{context}'repeat' must be an integer from 1 to {MAX_REPEAT:,}, got {value!r}", spec.loc((*at, "repeat"))
+        )
+    return value

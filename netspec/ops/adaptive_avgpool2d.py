@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from netspec.ops.base import Attrs, Op, Shape, SizePair, register_op
+
+
+class AdaptiveAvgPool2dAttrs(Attrs):
+    size: SizePair
+
+
+def _window_total(n_in: int, n_out: int) -> int:
+    """Sum of PyTorch's adaptive window lengths along one axis: window i covers
+    ``[floor(i*n_in/n_out), ceil((i+1)*n_in/n_out))``."""
+    return sum(-(-(i + 1) * n_in // n_out) - (i * n_in // n_out) for i in range(n_out))
+
+
+@register_op("adaptive_avgpool2d")
+class AdaptiveAvgPool2d(Op):
+    """Average pooling to a fixed output ``size`` (integer or pair), whatever the input
+    size, with PyTorch's window boundaries. FLOPs: one per input element read, summed
+    over the (possibly overlapping) windows::
+
+        inputs: {x: [256, 13, 13]}
+        layers:
+          - {op: adaptive_avgpool2d, size: 6}
+        # output: [256, 6, 6]
+    """
+
+    Attrs = AdaptiveAvgPool2dAttrs
+    example_inputs = ((256, 13, 13),)
+
+    def shape(self, a: AdaptiveAvgPool2dAttrs, ins: list[Shape]) -> Shape:
+        x = ins[0]
+        self.need_rank(x, (3,), "an input")
+        return (x[0], a.size[0], a.size[1])
+
+    def flops(self, a: AdaptiveAvgPool2dAttrs, ins: list[Shape], out: Shape) -> int:
+        c, h, w = ins[0]
+        return c * _window_total(h, a.size[0]) * _window_total(w, a.size[1])

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import model_validator
+
+from netspec.ops._arith import numel, window_output
+from netspec.ops.base import Attrs, CountPair, Op, Shape, SizePair, register_op
+
+
+class _PoolAttrs(Attrs):
+    kernel: SizePair
+    stride: SizePair | None = None  # defaults to the kernel
+    padding: CountPair = (0, 0)
+    ceil_mode: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> Any:
+        for axis in (0, 1):
+            if 2 * self.padding[axis] > self.kernel[axis]:
+                raise ValueError(
+                    f"padding {self.padding[axis]} is more than half the kernel {self.kernel[axis]} (PyTorch refuses it)"
+                )
+        return self
+
+
+class MaxPool2dAttrs(_PoolAttrs):
+    dilation: SizePair = (1, 1)
+
+
+class AvgPool2dAttrs(_PoolAttrs):
+    count_include_pad: bool = True
+
+
+class _Pool2d(Op):
+    kind = ""
+
+    def shape(self, a: Any, ins: list[Shape]) -> Shape:
+        x = ins[0]
+        self.need_rank(x, (3,), "an input")
+        stride = a.stride or a.kernel
+        dilation = getattr(a, "dilation", (1, 1))
+        h, w = window_output(self.kind, (x[1], x[2]), a.kernel, stride, a.padding, dilation, a.ceil_mode)
+        return (x[0], h, w)
+
+
+@register_op("maxpool2d")
+class MaxPool2d(_Pool2d):
+    """2-D max pooling. ``stride`` defaults to ``kernel``; ``ceil_mode`` rounds the
+    output size up as PyTorch does. FLOPs: ``kh*kw - 1`` comparisons per output::
+
+        inputs: {x: [64, 55, 55]}
+        layers:
+          - {op: maxpool2d, kernel: 3, stride: 2}
+        # output: [64, 27, 27]
+    """
+
+    Attrs = MaxPool2dAttrs
+    kind = "max-pooling"
+    example_inputs = ((64, 55, 55),)
+
+    def flops(self, a: MaxPool2dAttrs, ins: list[Shape], out: Shape) -> int:
+        return numel(out) * (a.kernel[0] * a.kernel[1] - 1)
+
+
+@register_op("avgpool2d")
+class AvgPool2d(_Pool2d):
+    """2-D average pooling. ``stride`` defaults to ``kernel``. FLOPs: ``kh*kw`` per
+    output (``kh*kw - 1`` additions and a division)::
+
+        inputs: {x: [6, 28, 28]}
+        layers:
+          - {op: avgpool2d, kernel: 2}
+        # output: [6, 14, 14]
+    """
+
+    Attrs = AvgPool2dAttrs
+    kind = "average-pooling"
+    example_inputs = ((6, 28, 28),)
+
+    def flops(self, a: AvgPool2dAttrs, ins: list[Shape], out: Shape) -> int:
+        return numel(out) * a.kernel[0] * a.kernel[1]
+
+

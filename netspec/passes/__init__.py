@@ -1,0 +1,1 @@
+"""Analysis passes over the graph IR: shapes, costs, memory. Pure Python."""

@@ -1,0 +1,37 @@
+"""Activation memory: each node's output size in bytes, and the peak of tensors alive
+at once when the graph runs in order and frees each tensor after its last use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from netspec.graph.ir import Graph
+from netspec.ops._arith import numel
+from netspec.passes.shapes import ShapeInfo
+
+
+@dataclass(frozen=True, slots=True)
+class Memory:
+    output_bytes: int
+    live_bytes: int  # bytes alive while this node runs (its inputs still held, its output made)
+
+
+def activation_memory(graph: Graph, shapes: dict[str, ShapeInfo], bytes_per_element: int = 4) -> dict[str, Memory]:
+    last_use: dict[str, int] = {}
+    order = list(graph.nodes)
+    for i, node in enumerate(graph):
+        for ref in node.inputs:
+            last_use[ref] = i
+    keep = set(graph.outputs)
+    out: dict[str, Memory] = {}
+    live = 0
+    for i, name in enumerate(order):
+        size = numel(shapes[name].shape) * bytes_per_element
+        live += size
+        out[name] = Memory(size, live)
+        for ref in set(graph.nodes[name].inputs):
+            if last_use[ref] == i and ref not in keep:
+                live -= numel(shapes[ref].shape) * bytes_per_element
+        if name not in last_use and name not in keep:
+            live -= size  # a dead end: freed at once
+    return out

@@ -1,0 +1,48 @@
+"""Shape inference: the per-sample output shape of every node."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from netspec.errors import OpError, SpecError
+from netspec.graph.ir import Graph, Node
+from netspec.ops import REGISTRY, Shape
+from netspec.ops._arith import fmt_shape, numel
+
+MAX_ELEMENTS = 2**40  # per-sample elements of one tensor
+
+
+@dataclass(frozen=True, slots=True)
+class ShapeInfo:
+    shape: Shape
+    input_shapes: tuple[Shape, ...]
+
+
+def infer_shapes(graph: Graph) -> dict[str, ShapeInfo]:
+    out: dict[str, ShapeInfo] = {}
+    for node in graph:
+        op = REGISTRY[node.op]
+        ins = [out[ref].shape for ref in node.inputs]
+        lo, hi = op.arity
+        if len(ins) < lo or (hi is not None and len(ins) > hi):
+            want = f"{lo}" if lo == hi else (f"at least {lo}" if hi is None else f"{lo} to {hi}")
+            raise layer_error(node, f"takes {want} input{'s' if want != '1' else ''}, got {len(ins)}")
+        try:
+            shape = op.shape(node.attrs, ins)
+        except OpError as e:
+            raise layer_error(node, e.message, e.inputs, ins) from None
+        if numel(shape) > MAX_ELEMENTS:
+            raise layer_error(node, f"its output {fmt_shape(shape)} has more than 2**40 elements per sample")
+        out[node.name] = ShapeInfo(shape, tuple(ins))
+    return out
+
+
+def layer_error(node: Node, message: str, culprits: tuple[int, ...] = (), ins: list[Shape] | None = None) -> SpecError:
+    """A located error about ``node``; ``culprits`` index the inputs to name with their shapes."""
+    text = f"layer '{node.name}' ({node.op}): {message}"
+    if culprits and ins is not None:
+        parts = [f"'{node.inputs[i]}' gives {fmt_shape(ins[i])}" for i in culprits]
+        text += ": " + " but ".join(parts)
+    elif ins is not None and ins and node.inputs:
+        text += f" (input '{node.inputs[0]}' is {fmt_shape(ins[0])})"
+    return SpecError(text, node.location, layer=node.name)

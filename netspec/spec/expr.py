@@ -1,0 +1,203 @@
+"""A small, safe evaluator for attribute expressions such as ``$width * 2`` or ``$c // 4``.
+
+No ``eval``: the text is tokenized and parsed by recursive descent over a fixed grammar::
+
+    expr  := term (("+" | "-") term)*
+    term  := unary (("*" | "/" | "//" | "%") unary)*
+    unary := ("-" | "+") unary | power
+    power := atom ("**" unary)?
+    atom  := NUMBER | "$" NAME | FUNC "(" expr ("," expr)* ")" | "(" expr ")"
+
+with FUNC one of min, max, ceil, floor, round. Results stay within 64-bit integers.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+LIMIT = 2**63
+MAX_LENGTH = 1000
+
+_TOKEN = re.compile(r"\s*(?:(\d+\.\d*|\.\d+|\d+(?:[eE][+-]?\d+)?)|\$([A-Za-z_]\w*)|([A-Za-z_]\w*)|(\*\*|//|[-+*/%(),]))")
+
+_FUNCS: dict[str, Callable[..., Any]] = {
+    "min": min,
+    "max": max,
+    "ceil": lambda x: math.ceil(x),
+    "floor": lambda x: math.floor(x),
+    "round": lambda x: round(x),
+}
+
+
+class ExprError(Exception):
+    """An error in an expression; ``offset`` is the character index it refers to."""
+
+    def __init__(self, message: str, offset: int = 0, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.offset = offset
+        self.hint = hint
+
+
+def is_expression(value: Any) -> bool:
+    return isinstance(value, str) and "$" in value
+
+
+def variables_in(text: str) -> list[str]:
+    """Names of the variables an expression refers to, in order."""
+    return re.findall(r"\$([A-Za-z_]\w*)", text)
+
+
+def evaluate(text: str, variables: Mapping[str, Any]) -> Any:
+    """Evaluate ``text``; a bare ``$name`` returns the variable's value unchanged."""
+    if len(text) > MAX_LENGTH:
+        raise ExprError(f"expression longer than {MAX_LENGTH} characters")
+    return _Parser(text, variables).parse()
+
+
+class _Parser:
+    def __init__(self, text: str, variables: Mapping[str, Any]) -> None:
+        self.text = text
+        self.vars = variables
+        self.tokens: list[tuple[str, str, int]] = []  # (kind, value, offset)
+        pos = 0
+        stripped_end = len(text.rstrip())
+        while pos < stripped_end:
+            m = _TOKEN.match(text, pos)
+            if not m or m.end() == pos:
+                bad = len(text) - len(text[pos:].lstrip())
+                raise ExprError(f"unexpected character '{text[bad]}' in expression '{text}'", bad)
+            start = m.start(m.lastindex or 0) - (m.lastindex == 2)  # a variable starts at its '$'
+            kind = ("num", "var", "name", "op")[(m.lastindex or 1) - 1]
+            self.tokens.append((kind, m.group(m.lastindex or 0), start))
+            pos = m.end()
+        self.i = 0
+
+    # helpers
+    def peek(self) -> tuple[str, str, int] | None:
+        return self.tokens[self.i] if self.i < len(self.tokens) else None
+
+    def take(self, value: str | None = None) -> tuple[str, str, int]:
+        tok = self.peek()
+        if tok is None:
+            raise ExprError(f"expression '{self.text}' ends too early", len(self.text))
+        if value is not None and tok[1] != value:
+            raise ExprError(f"expected '{value}' in expression '{self.text}'", tok[2])
+        self.i += 1
+        return tok
+
+    def parse(self) -> Any:
+        if not self.tokens:
+            raise ExprError("empty expression")
+        if len(self.tokens) == 1 and self.tokens[0][0] == "var":
+            return self.lookup(self.tokens[0])
+        value = self.expr()
+        tok = self.peek()
+        if tok is not None:
+            raise ExprError(f"unexpected '{tok[1]}' in expression '{self.text}'", tok[2])
+        return value
+
+    def lookup(self, tok: tuple[str, str, int]) -> Any:
+        name = tok[1]
+        if name not in self.vars:
+            from netspec.errors import did_you_mean
+
+            hint = did_you_mean(name, self.vars)
+            known = ", ".join(sorted(self.vars)) or "none"
+            raise ExprError(
+                f"undefined variable '${name}'", tok[2], hint or f"variables defined in 'params': {known}"
+            )
+        return self.vars[name]
+
+    def expr(self) -> Any:
+        value = self.term()
+        while (tok := self.peek()) is not None and tok[1] in ("+", "-"):
+            self.take()
+            rhs = self.term()
+            value = self.arith(tok, value, rhs)
+        return value
+
+    def term(self) -> Any:
+        value = self.unary()
+        while (tok := self.peek()) is not None and tok[1] in ("*", "/", "//", "%"):
+            self.take()
+            rhs = self.unary()
+            value = self.arith(tok, value, rhs)
+        return value
+
+    def unary(self) -> Any:
+        tok = self.peek()
+        if tok is not None and tok[1] in ("-", "+"):
+            self.take()
+            value = self.number(self.unary(), tok)
+            return -value if tok[1] == "-" else value
+        return self.power()
+
+    def power(self) -> Any:
+        base = self.atom()
+        tok = self.peek()
+        if tok is not None and tok[1] == "**":
+            self.take()
+            exp = self.unary()
+            return self.arith(tok, base, exp)
+        return base
+
+    def atom(self) -> Any:
+        tok = self.take()
+        kind, value, offset = tok
+        if kind == "num":
+            return float(value) if any(c in value for c in ".eE") else int(value)
+        if kind == "var":
+            return self.lookup(tok)
+        if value == "(":
+            inner = self.expr()
+            self.take(")")
+            return inner
+        if kind == "name":
+            if value not in _FUNCS:
+                raise ExprError(
+                    f"unknown name '{value}' in expression '{self.text}'",
+                    offset,
+                    f"variables are written with '$' (${value}); functions: {', '.join(_FUNCS)}",
+                )
+            self.take("(")
+            args = [self.number(self.expr(), tok)]
+            while (nxt := self.peek()) is not None and nxt[1] == ",":
+                self.take()
+                args.append(self.number(self.expr(), tok))
+            self.take(")")
+            return self.check(_FUNCS[value](*args), tok)
+        raise ExprError(f"unexpected '{value}' in expression '{self.text}'", offset)
+
+    def number(self, value: Any, tok: tuple[str, str, int]) -> int | float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ExprError(f"'{tok[1]}' needs numbers, got {value!r}", tok[2])
+        return value
+
+    def check(self, value: Any, tok: tuple[str, str, int]) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ExprError(f"expression '{self.text}' is not a finite number", tok[2])
+        if abs(value) >= LIMIT:
+            raise ExprError(f"expression '{self.text}' is too large (beyond 64-bit integers)", tok[2])
+        return value
+
+    def arith(self, tok: tuple[str, str, int], a: Any, b: Any) -> Any:
+        op = tok[1]
+        a, b = self.number(a, tok), self.number(b, tok)
+        if op in ("/", "//", "%") and b == 0:
+            raise ExprError(f"division by zero in expression '{self.text}'", tok[2])
+        if op == "**" and (abs(b) > 64 or (b < 0 and a == 0)):
+            raise ExprError(f"exponent out of range in expression '{self.text}'", tok[2])
+        result = {
+            "+": lambda: a + b,
+            "-": lambda: a - b,
+            "*": lambda: a * b,
+            "/": lambda: a / b,
+            "//": lambda: a // b,
+            "%": lambda: a % b,
+            "**": lambda: a**b,
+        }[op]()
+        return self.check(result, tok)

@@ -1,0 +1,161 @@
+"""Loading a spec: read the file, parse located YAML, validate its structure, and
+evaluate its variables (with overrides from ``--set`` or from Python)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from netspec.errors import Location, SpecError, did_you_mean
+from netspec.spec.expr import ExprError, evaluate, is_expression
+from netspec.spec.model import SpecModel
+from netspec.spec.yamlload import MAX_FILE_BYTES, Document, Path, parse_yaml
+
+
+@dataclass
+class Spec:
+    """A validated spec: its located YAML, its structure and its variables' values."""
+
+    doc: Document
+    model: SpecModel
+    variables: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def path(self) -> str:
+        return self.doc.path
+
+    @property
+    def name(self) -> str:
+        if self.model.name:
+            return self.model.name
+        base = os.path.basename(self.doc.path)
+        return os.path.splitext(base)[0] if not base.startswith("<") else "model"
+
+    def loc(self, path: Path = (), *, key: bool = False) -> Location:
+        return self.doc.loc(path, key=key)
+
+
+def read_spec_file(path: str | os.PathLike[str]) -> str:
+    p = os.fspath(path)
+    try:
+        size = os.path.getsize(p)
+        if size > MAX_FILE_BYTES:
+            raise SpecError(f"spec is too large ({size:,} bytes; the limit is {MAX_FILE_BYTES:,})", Location(p))
+        with open(p, encoding="utf-8") as f:
+            return f.read()
+    except UnicodeDecodeError as e:
+        raise SpecError(f"spec is not UTF-8 text ({e.reason} at byte {e.start})", Location(p)) from None
+    except IsADirectoryError:
+        raise SpecError("is a directory, not a spec file", Location(p)) from None
+    except OSError as e:
+        raise SpecError(f"cannot read spec: {e.strerror}", Location(p)) from None
+
+
+def load_text(text: str, path: str = "<string>", params: Mapping[str, Any] | None = None) -> Spec:
+    """Parse and validate spec text; ``params`` override the spec's variables."""
+    doc = parse_yaml(text, path)
+    if not isinstance(doc.data, dict):
+        got = "empty" if doc.data is None else f"a {type(doc.data).__name__}"
+        raise SpecError(
+            f"a spec must be a mapping with 'inputs' and 'layers', but this document is {got}",
+            doc.loc(()),
+            hint="see the spec language reference in the README",
+        )
+    model = validate_model(SpecModel, doc.data, doc, (), "key")
+    spec = Spec(doc, model)
+    spec.variables = evaluate_params(spec, dict(params or {}))
+    return spec
+
+
+def load_file(path: str | os.PathLike[str], params: Mapping[str, Any] | None = None) -> Spec:
+    return load_text(read_spec_file(path), os.fspath(path), params)
+
+
+def evaluate_params(spec: Spec, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Values of the spec's ``params`` in written order (each may use earlier ones)."""
+    declared = spec.model.params
+    for name in overrides:
+        if name not in declared:
+            known = ", ".join(declared) or "none"
+            raise SpecError(
+                f"cannot set '{name}': the spec has no such variable (its variables: {known})",
+                spec.loc(("params",), key=True) if declared else spec.loc(()),
+                hint=did_you_mean(name, declared),
+            )
+    values: dict[str, Any] = {}
+    for name, raw in declared.items():
+        given = name in overrides
+        value = overrides[name] if given else raw
+        where = f"--set {name}" if given else None
+        values[name] = resolve_value(value, values, spec.doc, ("params", name), where)
+    return values
+
+
+def resolve_value(value: Any, variables: Mapping[str, Any], doc: Document, path: Path, where: str | None = None) -> Any:
+    """Evaluate expressions in ``value`` (recursively through lists and mappings)."""
+    if is_expression(value):
+        try:
+            return evaluate(value, variables)
+        except ExprError as e:
+            prefix = f"{where}: " if where else ""
+            raise SpecError(prefix + e.message, doc.loc(path), hint=e.hint) from None
+    if isinstance(value, list):
+        return [resolve_value(v, variables, doc, (*path, i), where) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return {k: resolve_value(v, variables, doc, (*path, k), where) for k, v in value.items()}
+    return value
+
+
+def validate_model(model: type[BaseModel], data: Any, doc: Document, path: Path, kind: str, context: str = "") -> Any:
+    """Validate ``data`` with a pydantic model; the first error becomes a located SpecError.
+
+    ``kind`` names what the model's fields are ("key", "attribute"); ``context`` is
+    put in front of the message (e.g. "layer 'conv1' (conv2d): ").
+    """
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise translate(exc, model, doc, path, kind, context) from None
+
+
+def translate(exc: ValidationError, model: type[BaseModel], doc: Document, path: Path, kind: str, context: str) -> SpecError:
+    err = exc.errors(include_url=False)[0]
+    loc = tuple(err["loc"])
+    kind_of = err["type"]
+    full = (*path, *loc)
+    field = ".".join(str(p) for p in loc)
+    if kind_of == "missing":
+        return SpecError(f"{context}missing {kind} '{field}'", doc.loc(full[:-1]))
+    if kind_of == "extra_forbidden":
+        fields = list(model.model_fields)
+        known = ", ".join(fields)
+        return SpecError(
+            f"{context}unknown {kind} '{field}'",
+            doc.loc(full, key=True),
+            hint=did_you_mean(str(loc[-1]), fields) or f"known {kind}s: {known}",
+        )
+    msg = err["msg"]
+    for prefix in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(prefix)
+    msg = msg[:1].lower() + msg[1:]
+    got = err.get("input")
+    if "got" not in msg and not isinstance(got, (dict, list)) and kind_of != "value_error":
+        msg += f", got {got!r}"
+    label = f"{kind} '{field}': " if field else ""
+    return SpecError(f"{context}{label}{msg}", doc.loc(full))
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """``name=value`` from the command line; the value is read as a YAML scalar."""
+    name, sep, text = item.partition("=")
+    name = name.strip()
+    if not sep or not name:
+        raise SpecError(f"--set expects NAME=VALUE, got '{item}'")
+    value = parse_yaml(text, f"--set {name}").data if text.strip() else ""
+    if isinstance(value, (dict, list)):
+        raise SpecError(f"--set {name}: the value must be a number, a boolean, a string or an expression")
+    return name, value

@@ -1,0 +1,49 @@
+"""The pydantic models of a spec's structure (top level and layer entries).
+
+Op attributes are validated by each op's own ``Attrs`` model, looked up in the op
+registry once a layer's ``op`` is known; a layer entry keeps its attributes as extras.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+#: a layer, input or variable name: no dots (dots join scopes: ``layer2.0.conv1``)
+Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=200)]
+#: a reference to a layer: a name or a scoped instance name such as ``conv.2``
+Ref = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$", max_length=1000)]
+
+
+def _plain(v: Any) -> Any:
+    if v is None or isinstance(v, (dict, list)):
+        raise ValueError("expected a number, a boolean, a string or an expression")
+    return v
+
+
+class SpecModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name | None = None
+    description: str = ""
+    inputs: dict[Name, list[Any]] = Field(min_length=1)
+    params: dict[Name, Annotated[Any, AfterValidator(_plain)]] = {}
+    layers: list[Any] = Field(min_length=1)
+    outputs: list[Ref] | None = Field(default=None, min_length=1)
+
+
+class LayerEntry(BaseModel):
+    """One item of ``layers``; keys other than these are the op's attributes."""
+
+    model_config = ConfigDict(extra="allow")
+
+    op: str
+    name: Name | None = None
+    inputs: list[Ref] | None = None  # a single name is accepted and made a list
+    repeat: int | str = 1
+    trainable: bool = True
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})

@@ -1,0 +1,176 @@
+"""A safe YAML reader that remembers where every value came from.
+
+It builds plain Python data (dicts, lists, str, int, float, bool, None) straight from
+the parser's event stream, without recursion, so that:
+
+* every value and every mapping key has a line and column (``Document.loc``);
+* tags that would construct Python objects are refused, never executed;
+* duplicate keys are an error instead of a silent overwrite;
+* alias expansion bombs, very deep nesting and huge files are refused early, with
+  bounded memory (aliases share one object; their expanded size is counted).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from netspec.errors import Location, SpecError
+
+MAX_FILE_BYTES = 32 * 1024 * 1024
+MAX_VALUES = 2_000_000  # values after alias expansion
+MAX_DEPTH = 100
+
+Path = tuple[Any, ...]
+
+_Y = "tag:yaml.org,2002:"
+_ALLOWED_TAGS = {None, "!", _Y + "str", _Y + "int", _Y + "float", _Y + "bool", _Y + "null", _Y + "map", _Y + "seq"}
+_SCALAR_TAGS = {_Y + "int", _Y + "float", _Y + "bool", _Y + "null"}
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@dataclass
+class Document:
+    """Parsed YAML data with the location of each value (and of each mapping key)."""
+
+    data: Any
+    path: str
+    locs: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    key_locs: dict[Path, tuple[int, int]] = field(default_factory=dict)
+
+    def loc(self, path: Path = (), *, key: bool = False) -> Location:
+        """Location of the value at ``path`` (of its key with ``key=True``).
+
+        Falls back to the nearest enclosing value that has one, e.g. for values that
+        came from an alias or that are missing.
+        """
+        p = tuple(path)
+        if key and p in self.key_locs:
+            return Location(self.path, *self.key_locs[p])
+        while p:
+            if p in self.locs:
+                return Location(self.path, *self.locs[p])
+            p = p[:-1]
+        return Location(self.path, *self.locs.get((), (1, 1)))
+
+
+def _at(path: str, mark: Any) -> Location:
+    return Location(path, mark.line + 1, mark.column + 1) if mark is not None else Location(path, 1, 1)
+
+
+class _Frame:
+    __slots__ = ("container", "path", "key", "key_mark", "weight", "anchor", "is_map")
+
+    def __init__(self, container: Any, path: Path, anchor: str | None) -> None:
+        self.container = container
+        self.path = path
+        self.is_map = isinstance(container, dict)
+        self.key: Any = None
+        self.key_mark: Any = None
+        self.weight = 1
+        self.anchor = anchor
+
+
+def parse_yaml(text: str, path: str = "<string>") -> Document:
+    """Parse one YAML document into located plain data, or raise a located SpecError."""
+    if len(text) > MAX_FILE_BYTES:
+        raise SpecError(f"spec is too large ({len(text):,} bytes; the limit is {MAX_FILE_BYTES:,})", Location(path))
+    doc = Document(None, path)
+    resolver = yaml.resolver.Resolver()
+    ctor = yaml.constructor.SafeConstructor()
+    anchors: dict[str, tuple[Any, int]] = {}
+    stack: list[_Frame] = []
+    total = 0
+    documents = 0
+
+    def child_path() -> Path:
+        top = stack[-1]
+        return top.path + ((top.key,) if top.is_map else (len(top.container),))
+
+    def check_tag(tag: str | None, mark: Any) -> None:
+        if tag not in _ALLOWED_TAGS:
+            raise SpecError(
+                f"YAML tag '{tag}' is not allowed: a spec holds plain data only (mappings, lists, numbers, strings)",
+                _at(path, mark),
+            )
+
+    def add(value: Any, weight: int, new: int, mark: Any, anchor: str | None) -> None:
+        """Attach a finished value (``weight`` values once expanded, ``new`` of them not
+        yet counted) to the container on top of the stack."""
+        nonlocal total
+        total += new
+        if total > MAX_VALUES:
+            raise SpecError(
+                f"spec expands to more than {MAX_VALUES:,} values (an alias expansion bomb?)", _at(path, mark)
+            )
+        if anchor is not None:
+            anchors[anchor] = (value, weight)
+        if not stack:
+            doc.data = value
+            return
+        top = stack[-1]
+        top.weight += weight
+        if not top.is_map:
+            top.container.append(value)
+        elif top.key_mark is None:  # this value is a key
+            if isinstance(value, (dict, list)):
+                raise SpecError("a mapping key must be a plain value", _at(path, mark))
+            if value in top.container:
+                raise SpecError(f"duplicate key '{value}'", _at(path, mark))
+            top.key, top.key_mark = value, mark
+            doc.key_locs[top.path + (value,)] = (mark.line + 1, mark.column + 1)
+        else:
+            top.container[top.key] = value
+            top.key_mark = None
+
+    try:
+        for event in yaml.parse(text, Loader=_Loader):
+            mark = event.start_mark
+            if isinstance(event, yaml.DocumentStartEvent):
+                documents += 1
+                if documents > 1:
+                    raise SpecError("a spec file holds one YAML document; found a second one", _at(path, mark))
+            elif isinstance(event, yaml.ScalarEvent):
+                check_tag(event.tag, mark)
+                value = _scalar(event, resolver, ctor)
+                if not (stack and stack[-1].is_map and stack[-1].key_mark is None):
+                    doc.locs[child_path() if stack else ()] = (mark.line + 1, mark.column + 1)
+                add(value, 1, 1, mark, event.anchor)
+            elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                check_tag(event.tag, mark)
+                if len(stack) >= MAX_DEPTH:
+                    raise SpecError(f"nesting deeper than {MAX_DEPTH} levels", _at(path, mark))
+                if stack and stack[-1].is_map and stack[-1].key_mark is None:
+                    raise SpecError("a mapping key must be a plain value", _at(path, mark))
+                p = child_path() if stack else ()
+                doc.locs[p] = (mark.line + 1, mark.column + 1)
+                container: Any = {} if isinstance(event, yaml.MappingStartEvent) else []
+                stack.append(_Frame(container, p, event.anchor))
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                frame = stack.pop()  # its children were counted as they were added
+                add(frame.container, frame.weight, 1, mark, frame.anchor)
+            elif isinstance(event, yaml.AliasEvent):
+                if event.anchor not in anchors:
+                    raise SpecError(f"unknown alias '*{event.anchor}'", _at(path, mark))
+                value, weight = anchors[event.anchor]
+                if not (stack and stack[-1].is_map and stack[-1].key_mark is None):
+                    doc.locs[child_path() if stack else ()] = (mark.line + 1, mark.column + 1)
+                add(value, weight, weight, mark, None)
+    except yaml.MarkedYAMLError as e:
+        where = e.problem_mark or e.context_mark
+        msg = e.problem or e.context or "invalid YAML"
+        raise SpecError(f"YAML syntax error: {msg}", _at(path, where)) from None
+    except yaml.YAMLError as e:  # reader errors (bad encoding, control characters)
+        raise SpecError(f"YAML error: {e}", Location(path)) from None
+    return doc
+
+
+def _scalar(event: Any, resolver: Any, ctor: Any) -> Any:
+    tag = event.tag
+    if tag in (None, "!"):
+        tag = resolver.resolve(yaml.ScalarNode, event.value, event.implicit)
+    if tag in _SCALAR_TAGS:
+        return ctor.construct_object(yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark))
+    return event.value  # strings, and implicit timestamps etc. kept as text

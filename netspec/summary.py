@@ -1,0 +1,147 @@
+"""Formatting an analysis as a table, JSON, CSV or Markdown."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from netspec.analysis import Analysis, Totals
+
+FORMATS = ("table", "json", "csv", "markdown")
+
+
+def to_dict(a: Analysis) -> dict[str, Any]:
+    """The stable JSON schema (documented in the README)."""
+    t = a.totals
+    assert t is not None
+    return {
+        "name": a.name,
+        "inputs": {k: list(v) for k, v in a.inputs.items()},
+        "outputs": a.outputs,
+        "layers": [
+            {
+                "name": x.name,
+                "op": x.op,
+                "inputs": list(x.inputs),
+                "output_shape": list(x.output_shape),
+                "params": x.params,
+                "macs": x.macs,
+                "flops": x.flops,
+                "line": x.line,
+            }
+            for x in a.layers
+        ],
+        "totals": {
+            "params": t.params,
+            "trainable_params": t.trainable_params,
+            "buffers": t.buffers,
+            "macs": t.macs,
+            "flops": t.flops,
+            "param_bytes": t.param_bytes,
+            "activation_bytes": t.activation_bytes,
+            "peak_activation_bytes": t.peak_activation_bytes,
+        },
+    }
+
+
+def format_analysis(a: Analysis, fmt: str = "table") -> str:
+    return {"table": _table, "json": _json, "csv": _csv, "markdown": _markdown}[fmt](a)
+
+
+def _json(a: Analysis) -> str:
+    return json.dumps(to_dict(a), indent=2) + "\n"
+
+
+def _csv(a: Analysis) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["name", "op", "inputs", "output_shape", "params", "trainable_params", "buffers", "macs", "flops", "line"])
+    for x in a.layers:
+        shape = "x".join(map(str, x.output_shape))
+        w.writerow([x.name, x.op, " ".join(x.inputs), shape, x.params, x.trainable_params, x.buffers, x.macs, x.flops, x.line])
+    return buf.getvalue()
+
+
+def _shape(s: tuple[int, ...]) -> str:
+    return "[N, " + ", ".join(map(str, s)) + "]"
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f}%" if whole and part else ""
+
+
+def _rows(a: Analysis) -> tuple[list[str], list[list[str]]]:
+    t = a.totals
+    assert t is not None
+    head = ["Layer", "Op", "Output shape", "Params", "Params %", "MACs", "MACs %"]
+    rows = [
+        [
+            x.name,
+            x.op,
+            _shape(x.output_shape),
+            f"{x.params:,}" if x.params else "",
+            _share(x.params, t.params),
+            f"{x.macs:,}" if x.macs else "",
+            _share(x.macs, t.macs),
+        ]
+        for x in a.layers
+    ]
+    return head, rows
+
+
+def _si(n: float) -> str:
+    for unit, size in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= size:
+            return f"{n / size:.2f} {unit}"
+    return str(n)
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:,.2f} MiB"
+
+
+def _totals(t: Totals) -> list[tuple[str, str]]:
+    return [
+        ("Params", f"{t.params:,} ({_si(t.params)})"),
+        ("  trainable", f"{t.trainable_params:,}"),
+        ("  frozen", f"{t.params - t.trainable_params:,}"),
+        ("Buffers", f"{t.buffers:,}"),
+        ("MACs", f"{t.macs:,} ({_si(t.macs)})"),
+        ("FLOPs", f"{t.flops:,} ({_si(t.flops)})"),
+        ("Parameter memory", f"{_mib(t.param_bytes)} (float32, with buffers)"),
+        ("Activation memory", f"{_mib(t.activation_bytes)} (float32, batch 1, all layer outputs)"),
+        ("  peak at inference", _mib(t.peak_activation_bytes)),
+    ]
+
+
+def _table(a: Analysis) -> str:
+    head, rows = _rows(a)
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    right = {3, 4, 5, 6}
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    inputs = ", ".join(f"{k} {list(v)}" for k, v in a.inputs.items())
+    out = [f"{a.name}  ({a.path})  inputs: {inputs}", "", line(head), "  ".join("-" * w for w in widths)]
+    out += [line(r) for r in rows]
+    out.append("")
+    totals = _totals(a.totals) if a.totals else []
+    label = max(len(k) for k, _ in totals)
+    out += [f"{k + ':':<{label + 1}}  {v}" for k, v in totals]
+    return "\n".join(out) + "\n"
+
+
+def _markdown(a: Analysis) -> str:
+    head, rows = _rows(a)
+
+    def esc(c: str) -> str:
+        return c.replace("|", "\\|")
+
+    out = [f"## {a.name}", "", "| " + " | ".join(head) + " |", "|" + "|".join("---:" if i >= 3 else "---" for i in range(len(head))) + "|"]
+    out += ["| " + " | ".join(esc(c) for c in r) + " |" for r in rows]
+    out += ["", "| Total | |", "|---|---:|"]
+    out += [f"| {k.strip()} | {v} |" for k, v in (_totals(a.totals) if a.totals else [])]
+    return "\n".join(out) + "\n"
