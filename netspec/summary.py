@@ -57,10 +57,14 @@ def _json(a: Analysis) -> str:
 def _csv(a: Analysis) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["name", "op", "inputs", "output_shape", "params", "trainable_params", "buffers", "macs", "flops", "line"])
+    w.writerow(
+        ["name", "op", "inputs", "output_shape", "params", "trainable_params", "buffers", "macs", "flops", "line"]
+    )
     for x in a.layers:
         shape = "x".join(map(str, x.output_shape))
-        w.writerow([x.name, x.op, " ".join(x.inputs), shape, x.params, x.trainable_params, x.buffers, x.macs, x.flops, x.line])
+        w.writerow(
+            [x.name, x.op, " ".join(x.inputs), shape, x.params, x.trainable_params, x.buffers, x.macs, x.flops, x.line]
+        )
     return buf.getvalue()
 
 
@@ -122,7 +126,9 @@ def _table(a: Analysis) -> str:
     right = {3, 4, 5, 6}
 
     def line(cells: list[str]) -> str:
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+        return "  ".join(
+            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))
+        ).rstrip()
 
     inputs = ", ".join(f"{k} {list(v)}" for k, v in a.inputs.items())
     out = [f"{a.name}  ({a.path})  inputs: {inputs}", "", line(head), "  ".join("-" * w for w in widths)]
@@ -140,7 +146,12 @@ def _markdown(a: Analysis) -> str:
     def esc(c: str) -> str:
         return c.replace("|", "\\|")
 
-    out = [f"## {a.name}", "", "| " + " | ".join(head) + " |", "|" + "|".join("---:" if i >= 3 else "---" for i in range(len(head))) + "|"]
+    out = [
+        f"## {a.name}",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join("---:" if i >= 3 else "---" for i in range(len(head))) + "|",
+    ]
     out += ["| " + " | ".join(esc(c) for c in r) + " |" for r in rows]
     out += ["", "| Total | |", "|---|---:|"]
     out += [f"| {k.strip()} | {v} |" for k, v in (_totals(a.totals) if a.totals else [])]

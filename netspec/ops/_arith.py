@@ -5,9 +5,7 @@ from __future__ import annotations
 from netspec.errors import OpError
 
 
-def window_length(
-    size: int, kernel: int, stride: int, pad: int, dilation: int = 1, ceil_mode: bool = False
-) -> int:
+def window_length(size: int, kernel: int, stride: int, pad: int, dilation: int = 1, ceil_mode: bool = False) -> int:
     """Output length of a sliding window, exactly as PyTorch computes it.
 
     ``floor((size + 2*pad - dilation*(kernel-1) - 1) / stride) + 1``; with ``ceil_mode``

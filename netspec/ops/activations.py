@@ -13,7 +13,6 @@ from netspec.ops.base import Attrs, Op, Shape, register_op
 
 class _Activation(Op):
     flops_per_element: int = 1
-    example_inputs = ((16, 8, 8),)
 
     def shape(self, a: Any, ins: list[Shape]) -> Shape:
         return ins[0]
@@ -30,10 +29,10 @@ class InplaceAttrs(Attrs):
 class ReLU(_Activation):
     """``max(x, 0)``; 1 FLOP per element::
 
-        inputs: {x: [16, 8, 8]}
-        layers:
-          - {op: relu}
-        # output: [16, 8, 8]
+    inputs: {x: [16, 8, 8]}
+    layers:
+      - {op: relu}
+    # output: [16, 8, 8]
     """
 
     Attrs = InplaceAttrs
@@ -43,10 +42,10 @@ class ReLU(_Activation):
 class ReLU6(_Activation):
     """``min(max(x, 0), 6)`` (MobileNet); 2 FLOPs per element::
 
-        inputs: {x: [16, 8, 8]}
-        layers:
-          - {op: relu6}
-        # output: [16, 8, 8]
+    inputs: {x: [16, 8, 8]}
+    layers:
+      - {op: relu6}
+    # output: [16, 8, 8]
     """
 
     Attrs = InplaceAttrs
@@ -61,10 +60,10 @@ class LeakyReLUAttrs(InplaceAttrs):
 class LeakyReLU(_Activation):
     """``x if x > 0 else negative_slope * x``; 2 FLOPs per element::
 
-        inputs: {x: [16, 8, 8]}
-        layers:
-          - {op: leaky_relu, negative_slope: 0.1}
-        # output: [16, 8, 8]
+    inputs: {x: [16, 8, 8]}
+    layers:
+      - {op: leaky_relu, negative_slope: 0.1}
+    # output: [16, 8, 8]
     """
 
     Attrs = LeakyReLUAttrs
@@ -75,10 +74,10 @@ class LeakyReLU(_Activation):
 class Sigmoid(_Activation):
     """``1 / (1 + exp(-x))``; 4 FLOPs per element::
 
-        inputs: {x: [16, 8, 8]}
-        layers:
-          - {op: sigmoid}
-        # output: [16, 8, 8]
+    inputs: {x: [16, 8, 8]}
+    layers:
+      - {op: sigmoid}
+    # output: [16, 8, 8]
     """
 
     flops_per_element = 4
@@ -88,10 +87,10 @@ class Sigmoid(_Activation):
 class Tanh(_Activation):
     """Hyperbolic tangent (LeNet-5); 5 FLOPs per element::
 
-        inputs: {x: [16, 8, 8]}
-        layers:
-          - {op: tanh}
-        # output: [16, 8, 8]
+    inputs: {x: [16, 8, 8]}
+    layers:
+      - {op: tanh}
+    # output: [16, 8, 8]
     """
 
     flops_per_element = 5
@@ -114,7 +113,6 @@ class Softmax(_Activation):
 
     Attrs = SoftmaxAttrs
     flops_per_element = 3
-    example_inputs = ((1000,),)
 
     def shape(self, a: SoftmaxAttrs, ins: list[Shape]) -> Shape:
         rank = len(ins[0]) + 1
@@ -129,10 +127,10 @@ class Softmax(_Activation):
 class SiLU(_Activation):
     """``x * sigmoid(x)`` (also called swish; EfficientNet); 5 FLOPs per element::
 
-        inputs: {x: [16, 8, 8]}
-        layers:
-          - {op: silu}
-        # output: [16, 8, 8]
+    inputs: {x: [16, 8, 8]}
+    layers:
+      - {op: silu}
+    # output: [16, 8, 8]
     """
 
     Attrs = InplaceAttrs
@@ -143,10 +141,10 @@ class SiLU(_Activation):
 class Hardswish(_Activation):
     """``x * relu6(x + 3) / 6`` (MobileNetV3); 5 FLOPs per element::
 
-        inputs: {x: [16, 8, 8]}
-        layers:
-          - {op: hardswish}
-        # output: [16, 8, 8]
+    inputs: {x: [16, 8, 8]}
+    layers:
+      - {op: hardswish}
+    # output: [16, 8, 8]
     """
 
     Attrs = InplaceAttrs
@@ -161,10 +159,10 @@ class GELUAttrs(Attrs):
 class GELU(_Activation):
     """``x * Phi(x)``, exact or with the ``tanh`` approximation; 8 FLOPs per element::
 
-        inputs: {x: [16, 8, 8]}
-        layers:
-          - {op: gelu}
-        # output: [16, 8, 8]
+    inputs: {x: [16, 8, 8]}
+    layers:
+      - {op: gelu}
+    # output: [16, 8, 8]
     """
 
     Attrs = GELUAttrs

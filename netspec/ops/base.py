@@ -82,7 +82,6 @@ class Op:
     Attrs: ClassVar[type[Attrs]] = NoAttrs
     arity: ClassVar[tuple[int, int | None]] = (1, 1)
     #: the per-sample input shapes of the docstring example (for registry-driven tests)
-    example_inputs: ClassVar[tuple[Shape, ...]] = ((3, 8, 8),)
 
     def shape(self, a: Any, ins: list[Shape]) -> Shape:
         raise NotImplementedError

@@ -27,7 +27,6 @@ class BatchNorm(Op):
     """
 
     Attrs = BatchNormAttrs
-    example_inputs = ((64, 56, 56),)
 
     def shape(self, a: BatchNormAttrs, ins: list[Shape]) -> Shape:
         self.need_rank(ins[0], (1, 2, 3), "an input")

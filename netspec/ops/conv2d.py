@@ -44,7 +44,6 @@ class Conv2d(Op):
     """
 
     Attrs = Conv2dAttrs
-    example_inputs = ((3, 32, 32),)
 
     @staticmethod
     def resolve(a: Conv2dAttrs, c_in: int) -> tuple[int, int]:

@@ -13,14 +13,13 @@ class DropoutAttrs(Attrs):
 class Dropout(Op):
     """Dropout with probability ``p`` (training only; no cost at inference)::
 
-        inputs: {x: [4096]}
-        layers:
-          - {op: dropout, p: 0.5}
-        # output: [4096]
+    inputs: {x: [4096]}
+    layers:
+      - {op: dropout, p: 0.5}
+    # output: [4096]
     """
 
     Attrs = DropoutAttrs
-    example_inputs = ((4096,),)
 
     def shape(self, a: DropoutAttrs, ins: list[Shape]) -> Shape:
         return ins[0]

@@ -24,7 +24,6 @@ class Flatten(Op):
     """
 
     Attrs = FlattenAttrs
-    example_inputs = ((16, 5, 5),)
 
     def shape(self, a: FlattenAttrs, ins: list[Shape]) -> Shape:
         full = (1, *ins[0])  # with the batch axis

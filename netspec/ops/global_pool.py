@@ -28,7 +28,6 @@ class GlobalAvgPool(_GlobalPool):
         # output: [512]
     """
 
-    example_inputs = ((512, 7, 7),)
 
     def flops(self, a: GlobalPoolAttrs, ins: list[Shape], out: Shape) -> int:
         return numel(ins[0])
@@ -45,7 +44,6 @@ class GlobalMaxPool(_GlobalPool):
         # output: [512, 1, 1]
     """
 
-    example_inputs = ((512, 7, 7),)
 
     def flops(self, a: GlobalPoolAttrs, ins: list[Shape], out: Shape) -> int:
         return numel(ins[0]) - ins[0][0]

@@ -11,15 +11,14 @@ class InputAttrs(Attrs):
 class Input(Op):
     """A graph input with a per-sample shape. Written under the spec's ``inputs``::
 
-        inputs: {image: [3, 32, 32]}
-        layers:
-          - {op: relu}
-        # output: [3, 32, 32]
+    inputs: {image: [3, 32, 32]}
+    layers:
+      - {op: relu}
+    # output: [3, 32, 32]
     """
 
     Attrs = InputAttrs
     arity = (0, 0)
-    example_inputs = ()
 
     def shape(self, a: InputAttrs, ins: list[Shape]) -> Shape:
         return tuple(a.shape)

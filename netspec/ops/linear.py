@@ -14,14 +14,13 @@ class LinearAttrs(Attrs):
 class Linear(Op):
     """Fully connected layer on the last axis (``[F]`` -> ``[out]``)::
 
-        inputs: {x: [400]}
-        layers:
-          - {op: linear, name: fc1, out: 120}
-        # output: [120]
+    inputs: {x: [400]}
+    layers:
+      - {op: linear, name: fc1, out: 120}
+    # output: [120]
     """
 
     Attrs = LinearAttrs
-    example_inputs = ((400,),)
 
     def shape(self, a: LinearAttrs, ins: list[Shape]) -> Shape:
         if len(ins[0]) > 2:

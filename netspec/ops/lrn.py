@@ -25,7 +25,6 @@ class LocalResponseNorm(Op):
     """
 
     Attrs = LRNAttrs
-    example_inputs = ((96, 55, 55),)
 
     def shape(self, a: LRNAttrs, ins: list[Shape]) -> Shape:
         self.need_rank(ins[0], (2, 3), "an input")

@@ -57,7 +57,6 @@ class MaxPool2d(_Pool2d):
 
     Attrs = MaxPool2dAttrs
     kind = "max-pooling"
-    example_inputs = ((64, 55, 55),)
 
     def flops(self, a: MaxPool2dAttrs, ins: list[Shape], out: Shape) -> int:
         return numel(out) * (a.kernel[0] * a.kernel[1] - 1)
@@ -76,9 +75,6 @@ class AvgPool2d(_Pool2d):
 
     Attrs = AvgPool2dAttrs
     kind = "average-pooling"
-    example_inputs = ((6, 28, 28),)
 
     def flops(self, a: AvgPool2dAttrs, ins: list[Shape], out: Shape) -> int:
         return numel(out) * a.kernel[0] * a.kernel[1]
-
-

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import netspec
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("NETSPEC_SHARED", REPO.parent / "shared"))
+
+
+def analyze_yaml(text: str, **params: Any) -> netspec.Analysis:
+    """Analyse a spec written inline in a test (dedented)."""
+    return netspec.analyze_text(textwrap.dedent(text), params or None, path="test.yaml")
+
+
+@pytest.fixture(scope="session")
+def reference_models() -> dict[str, Any]:
+    path = SHARED / "reference" / "models.json"
+    if not path.is_file():
+        pytest.skip(f"reference figures not found at {path} (set NETSPEC_SHARED)")
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data

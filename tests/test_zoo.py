@@ -1,0 +1,66 @@
+"""Every built-in spec against the reference figures measured on reference
+implementations (../shared/reference/models.json). A new spec in specs/ with a
+reference entry is tested automatically."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import REPO
+
+import netspec
+from netspec import zoo
+
+SPECS = sorted(p.stem for p in (REPO / "specs").glob("*.yaml"))
+
+
+def test_zoo_lists_the_repository_specs() -> None:
+    assert zoo.names() == SPECS
+    assert {"lenet5", "alexnet", "alexnet_paper", "vgg11", "vgg13", "vgg16", "vgg19", "vgg16_bn"} <= set(SPECS)
+
+
+@pytest.mark.parametrize("name", SPECS)
+def test_spec_matches_reference(name: str, reference_models: dict[str, Any]) -> None:
+    a = netspec.analyze(REPO / "specs" / f"{name}.yaml")
+    assert a.totals is not None
+    ref = reference_models.get(name)
+    if ref is None:
+        pytest.skip(f"no reference entry for {name}")
+    assert list(next(iter(a.inputs.values()))) == ref["input"]
+    assert a.totals.params == ref["params"]
+    assert a.totals.macs == ref["macs"]
+
+
+def test_alexnet_paper_follows_the_lecture_notes() -> None:
+    a = netspec.analyze("alexnet_paper")
+    assert a.totals is not None
+    assert a.totals.params == 62_378_344
+    shapes = {x.name: x.output_shape for x in a.layers}
+    # the notes give H x W x C; netspec shapes are [C, H, W]
+    assert shapes["conv1"] == (96, 55, 55)
+    assert shapes["pool1"] == (96, 27, 27)
+    assert shapes["conv2"] == (256, 27, 27)
+    assert shapes["conv3"] == (384, 13, 13)
+    assert shapes["conv4"] == (384, 13, 13)
+    assert shapes["conv5"] == (256, 13, 13)
+    assert shapes["pool5"] == (256, 6, 6)
+    assert shapes["fc6"] == (4096,)
+
+
+def test_vgg16_bn_counts_running_statistics_as_buffers() -> None:
+    plain = netspec.analyze("vgg16").totals
+    bn = netspec.analyze("vgg16_bn").totals
+    assert plain is not None and bn is not None
+    channels = 2 * 64 + 2 * 128 + 3 * 256 + 6 * 512  # 13 batchnorm layers
+    assert bn.params - plain.params == 2 * channels  # weight and bias
+    assert bn.buffers == 2 * channels + 13  # running mean, var and num_batches_tracked
+    assert plain.buffers == 0
+
+
+def test_variables_rescale_a_zoo_model() -> None:
+    a = netspec.analyze("vgg16", {"classes": 10, "resolution": 32})
+    assert a.totals is not None
+    assert a.layers[-1].output_shape == (10,)
+    assert a.layer("pool5").output_shape == (512, 1, 1)
+    assert a.layer("avgpool").output_shape == (512, 7, 7)  # adaptive pooling upsamples 1x1 to 7x7
