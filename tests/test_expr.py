@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from netspec.spec.expr import ExprError, evaluate
+
+VARS = {"width": 64, "c": 10, "flag": True, "half": 0.5}
+
+
+@pytest.mark.parametrize(
+    "text,value",
+    [
+        ("$width * 2", 128),
+        ("$c // 4", 2),
+        ("$c / 4", 2.5),
+        ("$c % 4", 2),
+        ("-$c + 3", -7),
+        ("2 ** 3 ** 2", 512),  # right-associative, as in Python
+        ("($c + 2) * 3", 36),
+        ("max($c, $width // 2, 7)", 32),
+        ("min(3, $c)", 3),
+        ("ceil($c / 4)", 3),
+        ("floor($c / 4)", 2),
+        ("round($half * 5)", 2),
+        ("$flag", True),  # a bare variable keeps its type
+        ("1e3", 1000.0),
+    ],
+)
+def test_values(text: str, value: object) -> None:
+    assert evaluate(text, VARS) == value
+    assert type(evaluate(text, VARS)) is type(value)
+
+
+@pytest.mark.parametrize(
+    "text,message,offset",
+    [
+        ("$wdth * 2", "undefined variable '$wdth'", 0),
+        ("$c / 0", "division by zero", 3),
+        ("$c // (2 - 2)", "division by zero", 3),
+        ("$c +", "ends too early", 4),
+        ("$c @ 2", "unexpected character '@'", 3),
+        ("__import__(1)", "unknown name '__import__'", 0),
+        ("__import__('os')", "unexpected character", 11),
+        ("$c ** 100", "exponent out of range", 3),
+        ("2 ** 62 * 4", "too large", 8),
+        ("$flag + 1", "needs numbers", 6),
+        ("($c", "ends too early", 3),
+        ("($c 2)", "expected ')'", 4),
+    ],
+)
+def test_errors(text: str, message: str, offset: int) -> None:
+    with pytest.raises(ExprError, match=re.escape(message)) as e:
+        evaluate(text, VARS)
+    assert e.value.offset == offset
+
+
+def test_undefined_variable_suggests_the_closest() -> None:
+    with pytest.raises(ExprError) as e:
+        evaluate("$widht", VARS)
+    assert e.value.hint == "did you mean 'width'?"
