@@ -85,7 +85,9 @@ class Graph:
                     raise SpecError(f"layer '{node.name}' takes itself as input", node.location, layer=node.name)
         for out in self.outputs:
             if out not in self.nodes:
-                raise SpecError(f"output '{out}' is not a layer", Location(self.path), hint=did_you_mean(out, self.nodes))
+                raise SpecError(
+                    f"output '{out}' is not a layer", Location(self.path), hint=did_you_mean(out, self.nodes)
+                )
         self._toposort()
 
     def _toposort(self) -> None:
@@ -108,10 +110,15 @@ class Graph:
                     heapq.heappush(ready, (position[user], user))
         if len(order) != len(self.nodes):
             cycle = self._find_cycle({n for n, d in indeg.items() if d > 0})
+            # Start at the layer written first and point at its reference that closes the loop.
+            k = min(range(len(cycle)), key=lambda i: position[cycle[i]])
+            cycle = cycle[k:] + cycle[:k]
             first = self.nodes[cycle[0]]
+            back = first.inputs.index(cycle[-1])
+            loc = first.input_locations[back] if back < len(first.input_locations) else first.location
             raise SpecError(
-                "the layers form a cycle: " + " -> ".join(cycle + [cycle[0]]),
-                first.location,
+                "the layers form a cycle: " + " -> ".join([*cycle, cycle[0]]),
+                loc,
                 hint="a layer's inputs must come from layers that do not depend on it",
                 layer=first.name,
             )

@@ -36,11 +36,20 @@ def lower(spec: Spec) -> Graph:
                 size(dim)
             except ValueError as e:
                 raise SpecError(f"input '{name}': axis {k}: {e}", spec.loc((*path, k))) from None
-        attrs = InputAttrs(shape=tuple(shape))
-        graph.add(Node(name, "input", attrs, (), spec.loc(path, key=True)))
+        graph.add(Node(name, "input", InputAttrs(shape=tuple(shape)), (), spec.loc(path, key=True)))
         graph.inputs.append(name)
 
     entries = [_entry(spec, i, raw) for i, raw in enumerate(spec.model.layers)]
+    # Count the nodes before building any, so that too many are refused at once rather
+    # than after building a million of them.
+    total = len(graph)
+    for i, entry in enumerate(entries):
+        total += _planned_repeat(spec, i, entry)
+        if total > MAX_NODES:
+            who = f"layer '{entry.name}'" if entry.name else f"layer {i + 1}"
+            raise SpecError(
+                f"{who}: the spec expands to more than {MAX_NODES:,} layers", spec.loc(("layers", i)), layer=entry.name
+            )
     taken = {e.name for e in entries if e.name} | set(graph.inputs)
     counters: dict[str, int] = {}
     last_of: dict[str, str] = {}  # layer name -> its last node (for repeats)
@@ -56,10 +65,21 @@ def lower(spec: Spec) -> Graph:
                 or "known ops: " + ", ".join(n for n in op_names() if n != "input"),
             )
         name = entry.name or _auto_name(op.name, counters, taken)
-        context = f"layer '{name}' ({op.name}): "
-        raw_attrs = {k: resolve_value(v, variables, spec.doc, (*at, k)) for k, v in entry.attrs.items()}
-        attrs: Attrs = validate_model(op.Attrs, raw_attrs, spec.doc, at, "attribute", context)
-        repeat = _repeat(spec, at, entry, context)
+        # Checked here, not only by Graph.add: a repeated layer's nodes are 'name.0'.., so
+        # a second 'name' would not collide there, and this points at the name itself.
+        if name in last_of or name in graph.inputs:
+            first = spec.loc(("inputs", name), key=True) if name in graph.inputs else graph[last_of[name]].location
+            raise SpecError(
+                f"duplicate layer name '{name}' (first used at line {first.line})",
+                spec.loc((*at, "name")),
+                hint="layer names must be unique; rename one of them",
+                layer=name,
+            )
+        who = f"layer '{name}' ({op.name})"
+        context = who + ": "
+        raw_attrs = {k: resolve_value(v, variables, spec.doc, (*at, k), who, name) for k, v in entry.attrs.items()}
+        attrs: Attrs = validate_model(op.Attrs, raw_attrs, spec.doc, at, "attribute", context, name)
+        repeat = _repeat(spec, at, entry, who, name)
 
         if entry.inputs is None:
             if prev is None:
@@ -74,24 +94,27 @@ def lower(spec: Spec) -> Graph:
         else:
             refs = tuple(entry.inputs)
             ref_locs = tuple(spec.loc((*at, "inputs", k)) for k in range(len(refs)))
-        if len(graph) + repeat > MAX_NODES:
-            raise SpecError(f"{context}the spec expands to more than {MAX_NODES:,} layers", spec.loc(at), layer=name)
 
         loc = spec.loc(at)
+        ins, locs = refs, ref_locs
         for r in range(repeat):
             node_name = f"{name}.{r}" if repeat > 1 else name
-            ins, locs = (refs, ref_locs) if r == 0 else ((prev,), (loc,))  # type: ignore[assignment]
             graph.add(Node(node_name, op.name, attrs, ins, loc, name if repeat > 1 else "", entry.trainable, locs))
-            prev = node_name
-        last_of[name] = prev  # type: ignore[assignment]
+            ins, locs = (node_name,), (loc,)  # the next instance reads this one
+        prev = last_of[name] = ins[0]
 
     # References may name a repeated layer (meaning its last instance) or come before
     # the layer they name; resolve them now that every layer is known.
     for node in graph:
         if any(ref in last_of and last_of[ref] != ref for ref in node.inputs):
             node.inputs = tuple(last_of.get(ref, ref) for ref in node.inputs)
-    outputs = spec.model.outputs or [prev]
-    graph.outputs = [last_of.get(o, o) for o in outputs if o is not None]
+    for k, out in enumerate(spec.model.outputs or ()):
+        if last_of.get(out, out) not in graph.nodes:  # checked here, where its location is known
+            raise SpecError(
+                f"output '{out}' is not a layer", spec.loc(("outputs", k)), hint=did_you_mean(out, graph.nodes)
+            )
+    outputs = spec.model.outputs or ([prev] if prev else [])
+    graph.outputs = [last_of.get(o, o) for o in outputs]
     graph.validate()
     return graph
 
@@ -111,7 +134,13 @@ def _entry(spec: Spec, i: int, raw: Any) -> LayerEntry:
     if isinstance(raw.get("inputs"), str):
         raw = {**raw, "inputs": [raw["inputs"]]}
     elif isinstance(raw.get("inputs"), list) and not raw["inputs"]:
-        raise SpecError("'inputs' is empty", spec.loc((*at, "inputs")))
+        who = f"layer '{raw['name']}'" if isinstance(raw.get("name"), str) else f"layer {i + 1}"
+        raise SpecError(
+            f"{who}: 'inputs' is empty",
+            spec.loc((*at, "inputs")),
+            hint="name the layers it takes, or leave 'inputs' out to take the previous layer",
+            layer=raw.get("name") if isinstance(raw.get("name"), str) else None,
+        )
     return validate_model(LayerEntry, raw, spec.doc, at, "key", f"layer {i + 1}: ")  # type: ignore[no-any-return]
 
 
@@ -124,10 +153,21 @@ def _auto_name(op: str, counters: dict[str, int], taken: set[str]) -> str:
             return name
 
 
-def _repeat(spec: Spec, at: tuple[Any, ...], entry: LayerEntry, context: str) -> int:
-    value = resolve_value(entry.repeat, spec.variables, spec.doc, (*at, "repeat"))
+def _planned_repeat(spec: Spec, i: int, entry: LayerEntry) -> int:
+    """The layer's repeat count if valid, else 1 (the lowering reports it in its turn)."""
+    try:
+        value = resolve_value(entry.repeat, spec.variables, spec.doc, ("layers", i, "repeat"))
+    except SpecError:
+        return 1
+    return value if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_REPEAT else 1
+
+
+def _repeat(spec: Spec, at: tuple[Any, ...], entry: LayerEntry, who: str, name: str) -> int:
+    value = resolve_value(entry.repeat, spec.variables, spec.doc, (*at, "repeat"), who, name)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_REPEAT:
         raise SpecError(
-            f"{context}'repeat' must be an integer from 1 to {MAX_REPEAT:,}, got {value!r}", spec.loc((*at, "repeat"))
+            f"{who}: 'repeat' must be an integer from 1 to {MAX_REPEAT:,}, got {value!r}",
+            spec.loc((*at, "repeat")),
+            layer=name,
         )
     return value

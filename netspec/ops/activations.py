@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, StrictInt
 
+from netspec.errors import OpError
 from netspec.ops._arith import numel
 from netspec.ops.base import Attrs, Op, Shape, register_op
 
@@ -117,8 +118,6 @@ class Softmax(_Activation):
     def shape(self, a: SoftmaxAttrs, ins: list[Shape]) -> Shape:
         rank = len(ins[0]) + 1
         if not (1 <= (a.dim + rank if a.dim < 0 else a.dim) < rank):
-            from netspec.errors import OpError
-
             raise OpError(f"dim={a.dim} is not an axis of a {list(ins[0])} input (axis 0 is the batch)")
         return ins[0]
 

@@ -20,8 +20,11 @@ from typing import Any
 
 LIMIT = 2**63
 MAX_LENGTH = 1000
+MAX_NESTING = 50  # parentheses, signs and powers: the parser recurses once per level
 
-_TOKEN = re.compile(r"\s*(?:(\d+\.\d*|\.\d+|\d+(?:[eE][+-]?\d+)?)|\$([A-Za-z_]\w*)|([A-Za-z_]\w*)|(\*\*|//|[-+*/%(),]))")
+_TOKEN = re.compile(
+    r"\s*(?:(\d+\.\d*|\.\d+|\d+(?:[eE][+-]?\d+)?)|\$([A-Za-z_]\w*)|([A-Za-z_]\w*)|(\*\*|//|[-+*/%(),]))"
+)
 
 _FUNCS: dict[str, Callable[..., Any]] = {
     "min": min,
@@ -75,6 +78,7 @@ class _Parser:
             self.tokens.append((kind, m.group(m.lastindex or 0), start))
             pos = m.end()
         self.i = 0
+        self.depth = 0
 
     # helpers
     def peek(self) -> tuple[str, str, int] | None:
@@ -107,9 +111,7 @@ class _Parser:
 
             hint = did_you_mean(name, self.vars)
             known = ", ".join(sorted(self.vars)) or "none"
-            raise ExprError(
-                f"undefined variable '${name}'", tok[2], hint or f"variables defined in 'params': {known}"
-            )
+            raise ExprError(f"undefined variable '${name}'", tok[2], hint or f"variables defined in 'params': {known}")
         return self.vars[name]
 
     def expr(self) -> Any:
@@ -130,11 +132,18 @@ class _Parser:
 
     def unary(self) -> Any:
         tok = self.peek()
+        # every nested operand passes here; bound the depth before Python's stack overflows
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise ExprError(f"expression nested more than {MAX_NESTING} levels deep", tok[2] if tok else 0)
         if tok is not None and tok[1] in ("-", "+"):
             self.take()
             value = self.number(self.unary(), tok)
-            return -value if tok[1] == "-" else value
-        return self.power()
+            value = -value if tok[1] == "-" else value
+        else:
+            value = self.power()
+        self.depth -= 1
+        return value
 
     def power(self) -> Any:
         base = self.atom()

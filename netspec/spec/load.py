@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from netspec.errors import Location, SpecError, did_you_mean
-from netspec.spec.expr import ExprError, evaluate, is_expression
+from netspec.spec.expr import ExprError, evaluate, is_expression, variables_in
 from netspec.spec.model import SpecModel
 from netspec.spec.yamlload import MAX_FILE_BYTES, Document, Path, parse_yaml
 
@@ -59,7 +59,8 @@ def load_text(text: str, path: str = "<string>", params: Mapping[str, Any] | Non
     """Parse and validate spec text; ``params`` override the spec's variables."""
     doc = parse_yaml(text, path)
     if not isinstance(doc.data, dict):
-        got = "empty" if doc.data is None else f"a {type(doc.data).__name__}"
+        kinds = {list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+        got = "empty" if doc.data is None else kinds.get(type(doc.data), type(doc.data).__name__)
         raise SpecError(
             f"a spec must be a mapping with 'inputs' and 'layers', but this document is {got}",
             doc.loc(()),
@@ -91,39 +92,67 @@ def evaluate_params(spec: Spec, overrides: dict[str, Any]) -> dict[str, Any]:
         given = name in overrides
         value = overrides[name] if given else raw
         where = f"--set {name}" if given else None
+        later = [v for v in variables_in(value) if v in declared and v not in values] if is_expression(value) else []
+        if later:  # the expression evaluator would call it undefined, which it is not
+            raise SpecError(
+                f"{where + ': ' if where else ''}variable '{name}' uses "
+                + ("itself" if later[0] == name else f"'${later[0]}', which is defined after it"),
+                spec.loc(("params", name)),
+                hint="a variable may use only the variables written before it in 'params'",
+            )
         values[name] = resolve_value(value, values, spec.doc, ("params", name), where)
     return values
 
 
-def resolve_value(value: Any, variables: Mapping[str, Any], doc: Document, path: Path, where: str | None = None) -> Any:
-    """Evaluate expressions in ``value`` (recursively through lists and mappings)."""
+def resolve_value(
+    value: Any,
+    variables: Mapping[str, Any],
+    doc: Document,
+    path: Path,
+    where: str | None = None,
+    layer: str | None = None,
+) -> Any:
+    """Evaluate expressions in ``value`` (recursively through lists and mappings).
+
+    ``where`` is put in front of error messages (``--set width``, ``layer 'conv1' (conv2d)``).
+    """
     if is_expression(value):
         try:
             return evaluate(value, variables)
         except ExprError as e:
             prefix = f"{where}: " if where else ""
-            raise SpecError(prefix + e.message, doc.loc(path), hint=e.hint) from None
+            raise SpecError(prefix + e.message, doc.loc(path), hint=e.hint, layer=layer) from None
     if isinstance(value, list):
-        return [resolve_value(v, variables, doc, (*path, i), where) for i, v in enumerate(value)]
+        return [resolve_value(v, variables, doc, (*path, i), where, layer) for i, v in enumerate(value)]
     if isinstance(value, dict):
-        return {k: resolve_value(v, variables, doc, (*path, k), where) for k, v in value.items()}
+        return {k: resolve_value(v, variables, doc, (*path, k), where, layer) for k, v in value.items()}
     return value
 
 
-def validate_model(model: type[BaseModel], data: Any, doc: Document, path: Path, kind: str, context: str = "") -> Any:
+def validate_model(
+    model: type[BaseModel], data: Any, doc: Document, path: Path, kind: str, context: str = "", layer: str | None = None
+) -> Any:
     """Validate ``data`` with a pydantic model; the first error becomes a located SpecError.
 
     ``kind`` names what the model's fields are ("key", "attribute"); ``context`` is
-    put in front of the message (e.g. "layer 'conv1' (conv2d): ").
+    put in front of the message (e.g. "layer 'conv1' (conv2d): "); ``layer`` is the
+    layer's name for ``SpecError.layer``.
     """
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise translate(exc, model, doc, path, kind, context) from None
+        error = translate(exc, model, doc, path, kind, context)
+        error.layer = layer
+        raise error from None
 
 
-def translate(exc: ValidationError, model: type[BaseModel], doc: Document, path: Path, kind: str, context: str) -> SpecError:
-    err = exc.errors(include_url=False)[0]
+def translate(
+    exc: ValidationError, model: type[BaseModel], doc: Document, path: Path, kind: str, context: str
+) -> SpecError:
+    errors = exc.errors(include_url=False)
+    # A misspelt key shows up twice: as unknown and as the missing key it meant; the
+    # unknown one is the cause, and its did-you-mean hint names the fix.
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = tuple(err["loc"])
     kind_of = err["type"]
     full = (*path, *loc)
@@ -155,7 +184,10 @@ def parse_override(item: str) -> tuple[str, Any]:
     name = name.strip()
     if not sep or not name:
         raise SpecError(f"--set expects NAME=VALUE, got '{item}'")
-    value = parse_yaml(text, f"--set {name}").data if text.strip() else ""
+    try:
+        value = parse_yaml(text, f"--set {name}").data if text.strip() else ""
+    except SpecError as e:  # a location inside a command-line value means little; name the option
+        raise SpecError(f"--set {name}: {e.message}") from None
     if isinstance(value, (dict, list)):
         raise SpecError(f"--set {name}: the value must be a number, a boolean, a string or an expression")
     return name, value

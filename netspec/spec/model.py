@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
 #: a layer, input or variable name: no dots (dots join scopes: ``layer2.0.conv1``)
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=200)]
@@ -41,8 +41,8 @@ class LayerEntry(BaseModel):
     op: str
     name: Name | None = None
     inputs: list[Ref] | None = None  # a single name is accepted and made a list
-    repeat: int | str = 1
-    trainable: bool = True
+    repeat: Any = 1  # an integer or an expression: checked by the lowering once evaluated
+    trainable: StrictBool = True  # no silent "yes" -> True
 
     @property
     def attrs(self) -> dict[str, Any]:

@@ -61,7 +61,7 @@ def _at(path: str, mark: Any) -> Location:
 
 
 class _Frame:
-    __slots__ = ("container", "path", "key", "key_mark", "weight", "anchor", "is_map")
+    __slots__ = ("anchor", "container", "is_map", "key", "key_mark", "path", "weight")
 
     def __init__(self, container: Any, path: Path, anchor: str | None) -> None:
         self.container = container
@@ -91,8 +91,9 @@ def parse_yaml(text: str, path: str = "<string>") -> Document:
 
     def check_tag(tag: str | None, mark: Any) -> None:
         if tag not in _ALLOWED_TAGS:
+            shown = "!!" + tag[len(_Y) :] if tag and tag.startswith(_Y) else tag  # as it was written
             raise SpecError(
-                f"YAML tag '{tag}' is not allowed: a spec holds plain data only (mappings, lists, numbers, strings)",
+                f"YAML tag '{shown}' is not allowed: a spec holds plain data only (mappings, lists, numbers, strings)",
                 _at(path, mark),
             )
 
@@ -120,7 +121,7 @@ def parse_yaml(text: str, path: str = "<string>") -> Document:
             if value in top.container:
                 raise SpecError(f"duplicate key '{value}'", _at(path, mark))
             top.key, top.key_mark = value, mark
-            doc.key_locs[top.path + (value,)] = (mark.line + 1, mark.column + 1)
+            doc.key_locs[(*top.path, value)] = (mark.line + 1, mark.column + 1)
         else:
             top.container[top.key] = value
             top.key_mark = None
@@ -162,9 +163,24 @@ def parse_yaml(text: str, path: str = "<string>") -> Document:
         where = e.problem_mark or e.context_mark
         msg = e.problem or e.context or "invalid YAML"
         raise SpecError(f"YAML syntax error: {msg}", _at(path, where)) from None
-    except yaml.YAMLError as e:  # reader errors (bad encoding, control characters)
-        raise SpecError(f"YAML error: {e}", Location(path)) from None
+    except yaml.reader.ReaderError as e:  # control characters; str(e) spans two lines, without a line number
+        raise SpecError(f"YAML error: {_reader_problem(e)}", _offset_at(path, text, e.position)) from None
+    except yaml.YAMLError as e:
+        raise SpecError(f"YAML error: {' '.join(str(e).split())}", Location(path)) from None
     return doc
+
+
+def _reader_problem(e: Any) -> str:
+    char = e.character
+    return f"character {f'U+{char:04X}' if isinstance(char, int) else repr(char)} is not allowed ({e.reason})"
+
+
+def _offset_at(path: str, text: str, position: int) -> Location:
+    # libyaml counts the offset in UTF-8 bytes, the pure-Python reader in characters
+    before = (
+        text.encode("utf-8")[:position].decode("utf-8", "ignore") if _Loader is not yaml.SafeLoader else text[:position]
+    )
+    return Location(path, before.count("\n") + 1, len(before) - before.rfind("\n"))
 
 
 def _scalar(event: Any, resolver: Any, ctor: Any) -> Any:
