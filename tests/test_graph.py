@@ -21,7 +21,12 @@ def test_layers_chain_by_default_and_get_names_per_op() -> None:
         layers: [relu, {op: conv2d, out: 4, kernel: 1}, relu, {op: relu, name: last}]
     """)
     assert list(g.nodes) == ["x", "relu_1", "conv2d_1", "relu_2", "last"]
-    assert [g[n].inputs for n in ["relu_1", "conv2d_1", "relu_2", "last"]] == [("x",), ("relu_1",), ("conv2d_1",), ("relu_2",)]
+    assert [g[n].inputs for n in ["relu_1", "conv2d_1", "relu_2", "last"]] == [
+        ("x",),
+        ("relu_1",),
+        ("conv2d_1",),
+        ("relu_2",),
+    ]
     assert g.outputs == ["last"]
     assert g["conv2d_1"].location.line == 3
 

@@ -28,7 +28,6 @@ class GlobalAvgPool(_GlobalPool):
         # output: [512]
     """
 
-
     def flops(self, a: GlobalPoolAttrs, ins: list[Shape], out: Shape) -> int:
         return numel(ins[0])
 
@@ -43,7 +42,6 @@ class GlobalMaxPool(_GlobalPool):
           - {op: global_maxpool}
         # output: [512, 1, 1]
     """
-
 
     def flops(self, a: GlobalPoolAttrs, ins: list[Shape], out: Shape) -> int:
         return numel(ins[0]) - ins[0][0]
