@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,6 +96,20 @@ def analyze_graph(graph: Graph) -> Analysis:
     return Analysis(graph.name, graph.path, graph, inputs, list(graph.outputs), layers, totals)
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector during an analysis: it builds many small
+    objects and frees none until the end, and the collector's repeated passes over them
+    took a quarter of the time on a 10,000-layer spec (more, and growing, beyond)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def load(source: str | os.PathLike[str], params: Mapping[str, Any] | None = None) -> Spec:
     """Load a spec from a file path or a built-in spec name (``"vgg16"``)."""
     return load_file(resolve(source), params)
@@ -101,10 +117,12 @@ def load(source: str | os.PathLike[str], params: Mapping[str, Any] | None = None
 
 def analyze(source: str | os.PathLike[str] | Spec, params: Mapping[str, Any] | None = None) -> Analysis:
     """Analyse a spec (a path, a built-in name or a loaded ``Spec``) without running it."""
-    spec = source if isinstance(source, Spec) else load(source, params)
-    return analyze_graph(lower(spec))
+    with _collector_paused():
+        spec = source if isinstance(source, Spec) else load(source, params)
+        return analyze_graph(lower(spec))
 
 
 def analyze_text(text: str, params: Mapping[str, Any] | None = None, path: str = "<string>") -> Analysis:
     """Analyse spec text given as a string."""
-    return analyze_graph(lower(load_text(text, path, params)))
+    with _collector_paused():
+        return analyze_graph(lower(load_text(text, path, params)))

@@ -36,6 +36,14 @@ def test_summary_runs_with_torch_onnx_graphviz_unimportable() -> None:
     assert "HEAVY []" in r.stdout
 
 
+def test_summary_skips_pydantic_plugin_discovery() -> None:
+    # importlib.metadata (pydantic's plugin scan) costs ~60 ms of the 0.5 s budget
+    probe = "\nimport atexit\natexit.register(lambda: print('METADATA', 'importlib.metadata' in sys.modules))"
+    r = run("summary", "specs/vgg16.yaml", prelude=probe)
+    assert r.returncode == 0, r.stderr
+    assert "METADATA False" in r.stdout
+
+
 def test_summary_of_a_builtin_spec_from_any_directory(tmp_path: Path) -> None:
     r = run("summary", "vgg16", cwd=tmp_path)
     assert r.returncode == 0, r.stderr

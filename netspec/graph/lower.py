@@ -44,7 +44,7 @@ def lower(spec: Spec) -> Graph:
     # than after building a million of them.
     total = len(graph)
     for i, entry in enumerate(entries):
-        total += _planned_repeat(spec, i, entry)
+        total += 1 if entry.repeat == 1 else _planned_repeat(spec, i, entry)
         if total > MAX_NODES:
             who = f"layer '{entry.name}'" if entry.name else f"layer {i + 1}"
             raise SpecError(
@@ -52,6 +52,7 @@ def lower(spec: Spec) -> Graph:
             )
     taken = {e.name for e in entries if e.name} | set(graph.inputs)
     counters: dict[str, int] = {}
+    validated: dict[tuple[str, Any], Attrs] = {}
     last_of: dict[str, str] = {}  # layer name -> its last node (for repeats)
     prev = graph.inputs[0] if len(graph.inputs) == 1 else None
     for i, entry in enumerate(entries):
@@ -78,7 +79,12 @@ def lower(spec: Spec) -> Graph:
         who = f"layer '{name}' ({op.name})"
         context = who + ": "
         raw_attrs = {k: resolve_value(v, variables, spec.doc, (*at, k), who, name) for k, v in entry.attrs.items()}
-        attrs: Attrs = validate_model(op.Attrs, raw_attrs, spec.doc, at, "attribute", context, name)
+        # Attribute models are frozen, so layers with equal attributes share one instance
+        # (a deep network repeats a few attribute sets many times).
+        key = (op.name, _frozen(raw_attrs))
+        attrs = validated.get(key)
+        if attrs is None:
+            attrs = validated[key] = validate_model(op.Attrs, raw_attrs, spec.doc, at, "attribute", context, name)
         repeat = _repeat(spec, at, entry, who, name)
 
         if entry.inputs is None:
@@ -142,6 +148,15 @@ def _entry(spec: Spec, i: int, raw: Any) -> LayerEntry:
             layer=raw.get("name") if isinstance(raw.get("name"), str) else None,
         )
     return validate_model(LayerEntry, raw, spec.doc, at, "key", f"layer {i + 1}: ")  # type: ignore[no-any-return]
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable key for plain YAML data that tells 1, 1.0 and True apart."""
+    if isinstance(value, dict):
+        return ("{", tuple((k, _frozen(v)) for k, v in value.items()))
+    if isinstance(value, list):
+        return ("[", tuple(_frozen(v) for v in value))
+    return (type(value), value)
 
 
 def _auto_name(op: str, counters: dict[str, int], taken: set[str]) -> str:

@@ -13,6 +13,7 @@ with FUNC one of min, max, ceil, floor, round. Results stay within 64-bit intege
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -61,22 +62,29 @@ def evaluate(text: str, variables: Mapping[str, Any]) -> Any:
     return _Parser(text, variables).parse()
 
 
+@functools.lru_cache(maxsize=4096)
+def _tokenize(text: str) -> tuple[tuple[str, str, int], ...]:
+    """(kind, value, offset) tokens; cached, as a spec repeats the same few expressions."""
+    tokens = []
+    pos = 0
+    stripped_end = len(text.rstrip())
+    while pos < stripped_end:
+        m = _TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            bad = len(text) - len(text[pos:].lstrip())
+            raise ExprError(f"unexpected character '{text[bad]}' in expression '{text}'", bad)
+        start = m.start(m.lastindex or 0) - (m.lastindex == 2)  # a variable starts at its '$'
+        kind = ("num", "var", "name", "op")[(m.lastindex or 1) - 1]
+        tokens.append((kind, m.group(m.lastindex or 0), start))
+        pos = m.end()
+    return tuple(tokens)
+
+
 class _Parser:
     def __init__(self, text: str, variables: Mapping[str, Any]) -> None:
         self.text = text
         self.vars = variables
-        self.tokens: list[tuple[str, str, int]] = []  # (kind, value, offset)
-        pos = 0
-        stripped_end = len(text.rstrip())
-        while pos < stripped_end:
-            m = _TOKEN.match(text, pos)
-            if not m or m.end() == pos:
-                bad = len(text) - len(text[pos:].lstrip())
-                raise ExprError(f"unexpected character '{text[bad]}' in expression '{text}'", bad)
-            start = m.start(m.lastindex or 0) - (m.lastindex == 2)  # a variable starts at its '$'
-            kind = ("num", "var", "name", "op")[(m.lastindex or 1) - 1]
-            self.tokens.append((kind, m.group(m.lastindex or 0), start))
-            pos = m.end()
+        self.tokens = _tokenize(text)
         self.i = 0
         self.depth = 0
 

@@ -22,8 +22,10 @@ def _plain(v: Any) -> Any:
     return v
 
 
+# Validators are built on first use (defer_build), not at import: the CLI can then
+# tell pydantic that there are no plugins before it would look for them (see cli.py).
 class SpecModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     name: Name | None = None
     description: str = ""
@@ -36,7 +38,7 @@ class SpecModel(BaseModel):
 class LayerEntry(BaseModel):
     """One item of ``layers``; keys other than these are the op's attributes."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     op: str
     name: Name | None = None

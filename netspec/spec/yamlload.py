@@ -81,6 +81,7 @@ def parse_yaml(text: str, path: str = "<string>") -> Document:
     resolver = yaml.resolver.Resolver()
     ctor = yaml.constructor.SafeConstructor()
     anchors: dict[str, tuple[Any, int]] = {}
+    scalars: dict[tuple[str, Any], Any] = {}
     stack: list[_Frame] = []
     total = 0
     documents = 0
@@ -135,7 +136,7 @@ def parse_yaml(text: str, path: str = "<string>") -> Document:
                     raise SpecError("a spec file holds one YAML document; found a second one", _at(path, mark))
             elif isinstance(event, yaml.ScalarEvent):
                 check_tag(event.tag, mark)
-                value = _scalar(event, resolver, ctor)
+                value = _scalar(event, resolver, ctor, scalars)
                 if not (stack and stack[-1].is_map and stack[-1].key_mark is None):
                     doc.locs[child_path() if stack else ()] = (mark.line + 1, mark.column + 1)
                 add(value, 1, 1, mark, event.anchor)
@@ -183,10 +184,19 @@ def _offset_at(path: str, text: str, position: int) -> Location:
     return Location(path, before.count("\n") + 1, len(before) - before.rfind("\n"))
 
 
-def _scalar(event: Any, resolver: Any, ctor: Any) -> Any:
+def _scalar(event: Any, resolver: Any, ctor: Any, cache: dict[tuple[str, Any], Any]) -> Any:
     tag = event.tag
-    if tag in (None, "!"):
-        tag = resolver.resolve(yaml.ScalarNode, event.value, event.implicit)
+    if tag not in (None, "!"):  # explicit standard tags (others were refused)
+        return _construct(tag, event, ctor)
+    # An untagged scalar's value depends on its text only, and specs repeat a few texts.
+    key = (event.value, event.implicit)
+    if key not in cache:
+        cache[key] = _construct(resolver.resolve(yaml.ScalarNode, event.value, event.implicit), event, ctor)
+    return cache[key]
+
+
+def _construct(tag: str, event: Any, ctor: Any) -> Any:
     if tag in _SCALAR_TAGS:
-        return ctor.construct_object(yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark))
+        node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark)
+        return ctor.yaml_constructors[tag](ctor, node)
     return event.value  # strings, and implicit timestamps etc. kept as text
