@@ -889,3 +889,17 @@ def test_debug_shows_the_traceback_of_an_internal_error() -> None:
     assert debug.returncode == 1
     assert "Traceback (most recent call last)" in debug.stderr
     assert "RuntimeError: boom from a test" in debug.stderr
+
+
+@pytest.mark.parametrize(
+    "value,col,says",
+    [
+        ("$width * $widht", 32, "undefined variable '$widht'"),  # plain: the column of the bad name
+        ('"$width // (2 - 2)"', 31, "division by zero"),  # quoted: past the opening quote
+        ("'$width +'", 32, "ends too early"),
+    ],
+)
+def test_expression_errors_point_inside_the_expression(value: str, col: int, says: str) -> None:
+    e = error_of(spec("params: {width: 8}", "inputs: {x: [3]}", "layers:", f"  - {{op: linear, out: {value}}}"))
+    assert_at(e, 4, col)
+    assert_says(e, says)

@@ -121,7 +121,7 @@ def resolve_value(
             return evaluate(value, variables)
         except ExprError as e:
             prefix = f"{where}: " if where else ""
-            raise SpecError(prefix + e.message, doc.loc(path), hint=e.hint, layer=layer) from None
+            raise SpecError(prefix + e.message, doc.text_loc(path, e.offset), hint=e.hint, layer=layer) from None
     if isinstance(value, list):
         return [resolve_value(v, variables, doc, (*path, i), where, layer) for i, v in enumerate(value)]
     if isinstance(value, dict):

@@ -39,6 +39,8 @@ class Document:
     path: str
     locs: dict[Path, tuple[int, int]] = field(default_factory=dict)
     key_locs: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    #: the column where the text of each one-line expression starts (after a quote)
+    text_cols: dict[Path, int] = field(default_factory=dict)
 
     def loc(self, path: Path = (), *, key: bool = False) -> Location:
         """Location of the value at ``path`` (of its key with ``key=True``).
@@ -54,6 +56,13 @@ class Document:
                 return Location(self.path, *self.locs[p])
             p = p[:-1]
         return Location(self.path, *self.locs.get((), (1, 1)))
+
+    def text_loc(self, path: Path, offset: int) -> Location:
+        """Location of character ``offset`` of the string at ``path`` (for expressions);
+        the string's own location where its characters cannot be placed exactly."""
+        loc = self.loc(path)
+        col = self.text_cols.get(tuple(path))
+        return Location(self.path, loc.line, col + offset) if col is not None else loc
 
 
 def _at(path: str, mark: Any) -> Location:
@@ -138,7 +147,10 @@ def parse_yaml(text: str, path: str = "<string>") -> Document:
                 check_tag(event.tag, mark)
                 value = _scalar(event, resolver, ctor, scalars)
                 if not (stack and stack[-1].is_map and stack[-1].key_mark is None):
-                    doc.locs[child_path() if stack else ()] = (mark.line + 1, mark.column + 1)
+                    p = child_path() if stack else ()
+                    doc.locs[p] = (mark.line + 1, mark.column + 1)
+                    if "$" in event.value and event.style in (None, "", "'", '"') and event.end_mark.line == mark.line:
+                        doc.text_cols[p] = mark.column + 1 + bool(event.style)  # plain style is None or ""
                 add(value, 1, 1, mark, event.anchor)
             elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
                 check_tag(event.tag, mark)
