@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from netspec.errors import Location, SpecError, did_you_mean
+from netspec.errors import SpecError, did_you_mean
 from netspec.graph.ir import Graph, Node
 from netspec.ops import REGISTRY, op_names
 from netspec.ops.base import Attrs, size
@@ -24,11 +24,48 @@ MAX_NODES = 1_000_000
 
 
 def lower(spec: Spec) -> Graph:
-    graph = Graph(spec.name, spec.path)
-    variables = spec.variables
-    for name, dims in spec.model.inputs.items():
-        path = ("inputs", name)
-        shape = resolve_value(dims, variables, spec.doc, path)
+    return _Lowering(spec).run()
+
+
+class _Lowering:
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
+        self.graph = Graph(spec.name, spec.path)
+        self.counters: dict[str, int] = {}  # op -> last number used in an automatic name
+        self.validated: dict[tuple[str, Any], Attrs] = {}  # shared attribute models
+        self.last_of: dict[str, str] = {}  # layer name -> its last node (for repeats)
+        self.taken: set[str] = set()  # names written in the spec
+
+    def run(self) -> Graph:
+        spec, graph = self.spec, self.graph
+        for name, dims in spec.model.inputs.items():
+            self.add_input(name, dims)
+        entries = [_entry(spec, i, raw) for i, raw in enumerate(spec.model.layers)]
+        self.check_total(entries)
+        self.taken = {e.name for e in entries if e.name} | set(graph.inputs)
+        prev = graph.inputs[0] if len(graph.inputs) == 1 else None
+        for i, entry in enumerate(entries):
+            prev = self.add_layer(i, entry, prev)
+
+        # References may name a repeated layer (meaning its last instance) or come
+        # before the layer they name; resolve them now that every layer is known.
+        last_of = self.last_of
+        for node in graph:
+            if any(ref in last_of and last_of[ref] != ref for ref in node.inputs):
+                node.inputs = tuple(last_of.get(ref, ref) for ref in node.inputs)
+        for k, out in enumerate(spec.model.outputs or ()):
+            if last_of.get(out, out) not in graph.nodes:  # checked here, where its location is known
+                raise SpecError(
+                    f"output '{out}' is not a layer", spec.loc(("outputs", k)), hint=did_you_mean(out, graph.nodes)
+                )
+        outputs = spec.model.outputs or ([prev] if prev else [])
+        graph.outputs = [last_of.get(o, o) for o in outputs]
+        graph.validate()
+        return graph
+
+    def add_input(self, name: str, dims: list[Any]) -> None:
+        spec, path = self.spec, ("inputs", name)
+        shape = resolve_value(dims, spec.variables, spec.doc, path)
         if not 1 <= len(shape) <= 8:
             raise SpecError(f"input '{name}': a shape has 1 to 8 axes, got {len(shape)}", spec.loc(path))
         for k, dim in enumerate(shape):
@@ -36,27 +73,25 @@ def lower(spec: Spec) -> Graph:
                 size(dim)
             except ValueError as e:
                 raise SpecError(f"input '{name}': axis {k}: {e}", spec.loc((*path, k))) from None
-        graph.add(Node(name, "input", InputAttrs(shape=tuple(shape)), (), spec.loc(path, key=True)))
-        graph.inputs.append(name)
+        self.graph.add(Node(name, "input", InputAttrs(shape=tuple(shape)), (), spec.loc(path, key=True)))
+        self.graph.inputs.append(name)
 
-    entries = [_entry(spec, i, raw) for i, raw in enumerate(spec.model.layers)]
-    # Count the nodes before building any, so that too many are refused at once rather
-    # than after building a million of them.
-    total = len(graph)
-    for i, entry in enumerate(entries):
-        total += 1 if entry.repeat == 1 else _planned_repeat(spec, i, entry)
-        if total > MAX_NODES:
-            who = f"layer '{entry.name}'" if entry.name else f"layer {i + 1}"
-            raise SpecError(
-                f"{who}: the spec expands to more than {MAX_NODES:,} layers", spec.loc(("layers", i)), layer=entry.name
-            )
-    taken = {e.name for e in entries if e.name} | set(graph.inputs)
-    counters: dict[str, int] = {}
-    validated: dict[tuple[str, Any], Attrs] = {}
-    last_of: dict[str, str] = {}  # layer name -> its last node (for repeats)
-    prev = graph.inputs[0] if len(graph.inputs) == 1 else None
-    for i, entry in enumerate(entries):
-        at = ("layers", i)
+    def check_total(self, entries: list[LayerEntry]) -> None:
+        """Refuse too many nodes before building any, rather than after a million."""
+        total = len(self.graph)
+        for i, entry in enumerate(entries):
+            total += 1 if entry.repeat == 1 else _planned_repeat(self.spec, i, entry)
+            if total > MAX_NODES:
+                who = f"layer '{entry.name}'" if entry.name else f"layer {i + 1}"
+                raise SpecError(
+                    f"{who}: the spec expands to more than {MAX_NODES:,} layers",
+                    self.spec.loc(("layers", i)),
+                    layer=entry.name,
+                )
+
+    def add_layer(self, i: int, entry: LayerEntry, prev: str | None) -> str:
+        """Add the nodes of layer ``i`` (``prev`` is the node before it); return its last node."""
+        spec, graph, at = self.spec, self.graph, ("layers", i)
         op = REGISTRY.get(entry.op)
         if op is None or op.name == "input":
             raise SpecError(
@@ -65,11 +100,11 @@ def lower(spec: Spec) -> Graph:
                 hint=did_you_mean(entry.op, [n for n in REGISTRY if n != "input"])
                 or "known ops: " + ", ".join(n for n in op_names() if n != "input"),
             )
-        name = entry.name or _auto_name(op.name, counters, taken)
+        name = entry.name or _auto_name(op.name, self.counters, self.taken)
         # Checked here, not only by Graph.add: a repeated layer's nodes are 'name.0'.., so
         # a second 'name' would not collide there, and this points at the name itself.
-        if name in last_of or name in graph.inputs:
-            first = spec.loc(("inputs", name), key=True) if name in graph.inputs else graph[last_of[name]].location
+        if name in self.last_of or name in graph.inputs:
+            first = spec.loc(("inputs", name), key=True) if name in graph.inputs else graph[self.last_of[name]].location
             raise SpecError(
                 f"duplicate layer name '{name}' (first used at line {first.line})",
                 spec.loc((*at, "name")),
@@ -77,52 +112,35 @@ def lower(spec: Spec) -> Graph:
                 layer=name,
             )
         who = f"layer '{name}' ({op.name})"
-        context = who + ": "
-        raw_attrs = {k: resolve_value(v, variables, spec.doc, (*at, k), who, name) for k, v in entry.attrs.items()}
+        raw_attrs = {k: resolve_value(v, spec.variables, spec.doc, (*at, k), who, name) for k, v in entry.attrs.items()}
         # Attribute models are frozen, so layers with equal attributes share one instance
         # (a deep network repeats a few attribute sets many times).
         key = (op.name, _frozen(raw_attrs))
-        attrs = validated.get(key)
+        attrs = self.validated.get(key)
         if attrs is None:
-            attrs = validated[key] = validate_model(op.Attrs, raw_attrs, spec.doc, at, "attribute", context, name)
+            attrs = validate_model(op.Attrs, raw_attrs, spec.doc, at, "attribute", who + ": ", name)
+            self.validated[key] = attrs
         repeat = _repeat(spec, at, entry, who, name)
 
-        if entry.inputs is None:
-            if prev is None:
-                raise SpecError(
-                    f"{context}has no input: the spec has several inputs, so name the ones it takes",
-                    spec.loc(at),
-                    hint=f"add 'inputs: [{', '.join(graph.inputs)}]' (or some of them)",
-                    layer=name,
-                )
-            refs: tuple[str, ...] = (prev,)
-            ref_locs: tuple[Location, ...] = (spec.loc(at),)
-        else:
-            refs = tuple(entry.inputs)
-            ref_locs = tuple(spec.loc((*at, "inputs", k)) for k in range(len(refs)))
-
         loc = spec.loc(at)
-        ins, locs = refs, ref_locs
+        if entry.inputs is not None:
+            ins = tuple(entry.inputs)
+            locs = tuple(spec.loc((*at, "inputs", k)) for k in range(len(ins)))
+        elif prev is not None:
+            ins, locs = (prev,), (loc,)
+        else:
+            raise SpecError(
+                f"{who}: has no input: the spec has several inputs, so name the ones it takes",
+                loc,
+                hint=f"add 'inputs: [{', '.join(graph.inputs)}]' (or some of them)",
+                layer=name,
+            )
         for r in range(repeat):
             node_name = f"{name}.{r}" if repeat > 1 else name
             graph.add(Node(node_name, op.name, attrs, ins, loc, name if repeat > 1 else "", entry.trainable, locs))
-            ins, locs = (node_name,), (loc,)  # the next instance reads this one
-        prev = last_of[name] = ins[0]
-
-    # References may name a repeated layer (meaning its last instance) or come before
-    # the layer they name; resolve them now that every layer is known.
-    for node in graph:
-        if any(ref in last_of and last_of[ref] != ref for ref in node.inputs):
-            node.inputs = tuple(last_of.get(ref, ref) for ref in node.inputs)
-    for k, out in enumerate(spec.model.outputs or ()):
-        if last_of.get(out, out) not in graph.nodes:  # checked here, where its location is known
-            raise SpecError(
-                f"output '{out}' is not a layer", spec.loc(("outputs", k)), hint=did_you_mean(out, graph.nodes)
-            )
-    outputs = spec.model.outputs or ([prev] if prev else [])
-    graph.outputs = [last_of.get(o, o) for o in outputs]
-    graph.validate()
-    return graph
+            ins, locs = (node_name,), (loc,)  # the next copy reads this one
+        self.last_of[name] = ins[0]
+        return ins[0]
 
 
 def _entry(spec: Spec, i: int, raw: Any) -> LayerEntry:
