@@ -43,6 +43,6 @@ def layer_error(node: Node, message: str, culprits: tuple[int, ...] = (), ins: l
     if culprits and ins is not None:
         parts = [f"'{node.inputs[i]}' gives {fmt_shape(ins[i])}" for i in culprits]
         text += ": " + " but ".join(parts)
-    elif ins is not None and ins and node.inputs:
+    elif ins and node.inputs and fmt_shape(ins[0]) not in message:  # name the input unless already shown
         text += f" (input '{node.inputs[0]}' is {fmt_shape(ins[0])})"
     return SpecError(text, node.location, layer=node.name)
