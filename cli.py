@@ -80,7 +80,6 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(e.format(), file=sys.stderr)
             continue
         t = a.totals
-        assert t is not None
         print(f"{a.path}: ok ({len(a.layers)} layers, {t.params:,} params, {t.macs:,} MACs)")
     return 2 if failed else 0
 
@@ -92,20 +91,19 @@ def cmd_zoo(args: argparse.Namespace) -> int:
     for name in zoo.names():
         a = analyze(name)
         t = a.totals
-        assert t is not None
         shape = "x".join(str(d) for v in a.inputs.values() for d in v)
-        rows.append((name, shape, t.params, t.macs, a.graph.name))
+        rows.append((name, shape, t.params, t.macs, a.description))
     if args.format == "json":
         import json
 
-        data = [{"name": n, "input": s, "params": p, "macs": m} for n, s, p, m, _ in rows]
-        print(json.dumps(data, indent=2))
+        keys = ("name", "input", "params", "macs", "description")
+        print(json.dumps([dict(zip(keys, row)) for row in rows], indent=2))
         return 0
-    head = ("Spec", "Input", "Params", "MACs")
-    cells = [head] + [(n, s, f"{p:,}", f"{m:,}") for n, s, p, m, _ in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(4)]
+    head = ("Spec", "Input", "Params", "MACs", "Description")
+    cells = [head] + [(n, s, f"{p:,}", f"{m:,}", d) for n, s, p, m, d in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(head))]
     for k, r in enumerate(cells):
-        print("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+        print("  ".join(c.rjust(w) if i in (2, 3) else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
         if k == 0:
             print("  ".join("-" * w for w in widths))
     return 0

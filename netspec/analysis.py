@@ -6,7 +6,7 @@ import gc
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from netspec.graph.ir import Graph
@@ -53,11 +53,12 @@ class Totals:
 class Analysis:
     name: str
     path: str
+    description: str
     graph: Graph
     inputs: dict[str, Shape]
     outputs: list[str]
-    layers: list[LayerInfo] = field(default_factory=list)
-    totals: Totals | None = None
+    layers: list[LayerInfo]
+    totals: Totals
 
     def layer(self, name: str) -> LayerInfo:
         for info in self.layers:
@@ -93,7 +94,7 @@ def analyze_graph(graph: Graph) -> Analysis:
         peak_activation_bytes=max((m.live_bytes for m in memory.values()), default=0),
     )
     inputs = {name: shapes[name].shape for name in graph.inputs}
-    return Analysis(graph.name, graph.path, graph, inputs, list(graph.outputs), layers, totals)
+    return Analysis(graph.name, graph.path, graph.description, graph, inputs, list(graph.outputs), layers, totals)
 
 
 @contextmanager

@@ -15,7 +15,6 @@ FORMATS = ("table", "json", "csv", "markdown")
 def to_dict(a: Analysis) -> dict[str, Any]:
     """The stable JSON schema (documented in the README)."""
     t = a.totals
-    assert t is not None
     return {
         "name": a.name,
         "inputs": {k: list(v) for k, v in a.inputs.items()},
@@ -78,7 +77,6 @@ def _share(part: int, whole: int) -> str:
 
 def _rows(a: Analysis) -> tuple[list[str], list[list[str]]]:
     t = a.totals
-    assert t is not None
     head = ["Layer", "Op", "Output shape", "Params", "Params %", "MACs", "MACs %"]
     rows = [
         [
@@ -134,7 +132,7 @@ def _table(a: Analysis) -> str:
     out = [f"{a.name}  ({a.path})  inputs: {inputs}", "", line(head), "  ".join("-" * w for w in widths)]
     out += [line(r) for r in rows]
     out.append("")
-    totals = _totals(a.totals) if a.totals else []
+    totals = _totals(a.totals)
     label = max(len(k) for k, _ in totals)
     out += [f"{k + ':':<{label + 1}}  {v}" for k, v in totals]
     return "\n".join(out) + "\n"
@@ -154,5 +152,5 @@ def _markdown(a: Analysis) -> str:
     ]
     out += ["| " + " | ".join(esc(c) for c in r) + " |" for r in rows]
     out += ["", "| Total | |", "|---|---:|"]
-    out += [f"| {k.strip()} | {v} |" for k, v in (_totals(a.totals) if a.totals else [])]
+    out += [f"| {k.strip()} | {v} |" for k, v in _totals(a.totals)]
     return "\n".join(out) + "\n"

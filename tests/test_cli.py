@@ -128,4 +128,10 @@ def test_zoo_lists_builtin_specs_with_their_figures() -> None:
     line = next(x for x in r.stdout.splitlines() if x.startswith("vgg16 "))
     assert "3x224x224" in line and "138,357,544" in line and "15,470,264,320" in line
     data = json.loads(run("zoo", "--format", "json").stdout)
-    assert {"name": "lenet5", "input": "1x32x32", "params": 61_706, "macs": 416_520} in data
+    assert {
+        "name": "lenet5",
+        "input": "1x32x32",
+        "params": 61_706,
+        "macs": 416_520,
+        "description": "LeNet-5 on 32x32 grayscale digits",
+    } in data

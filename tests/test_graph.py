@@ -53,7 +53,7 @@ def test_repeat_makes_scoped_copies_and_a_reference_means_the_last() -> None:
     assert a.layer("after").inputs == ("body.2",)
     assert a.layer("body.2").output_shape == (8, 2, 2)
     assert a.layer("body.0").scope == "body"
-    assert a.totals is not None and a.totals.params == 3 * (8 * 8 * 9 + 8)
+    assert a.totals.params == 3 * (8 * 8 * 9 + 8)
 
 
 def test_forward_references_are_reordered_topologically() -> None:
@@ -91,7 +91,6 @@ def test_frozen_layers_count_as_not_trainable() -> None:
           - {op: linear, name: backbone, out: 20, trainable: false}
           - {op: linear, name: head, out: 2}
     """)
-    assert a.totals is not None
     assert a.totals.params == 220 + 42
     assert a.totals.trainable_params == 42
 
@@ -101,7 +100,6 @@ def test_peak_memory_frees_tensors_after_their_last_use() -> None:
         inputs: {x: [1000]}
         layers: [relu, relu, relu]
     """)
-    assert a.totals is not None
     assert a.totals.activation_bytes == 3 * 4000  # three layer outputs
     assert a.totals.peak_activation_bytes == 2 * 4000  # one input and one output alive at a time
 

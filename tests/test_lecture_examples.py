@@ -67,7 +67,7 @@ def test_cost_of_a_5x5_convolution_and_of_a_1x1_bottleneck() -> None:
     """)
     assert bottleneck.layer("reduce").macs == 2_408_448
     assert bottleneck.layer("conv5x5").macs == 10_035_200
-    assert bottleneck.totals is not None and bottleneck.totals.macs == 12_443_648
+    assert bottleneck.totals.macs == 12_443_648
 
 
 def test_depthwise_separable_convolution_costs_less() -> None:
@@ -87,7 +87,7 @@ def test_depthwise_separable_convolution_costs_less() -> None:
     assert separable.layer("depthwise").output_shape == (3, 4, 4)
     assert separable.layer("depthwise").macs == 432
     assert separable.layer("pointwise").macs == 240
-    assert separable.totals is not None and separable.totals.macs == 672
+    assert separable.totals.macs == 672
 
 
 def test_fully_connected_layer_from_32x32x3_to_28x28x6_units() -> None:

@@ -36,6 +36,7 @@ class Graph:
     def __init__(self, name: str, path: str = "<string>") -> None:
         self.name = name
         self.path = path
+        self.description = ""
         self.nodes: dict[str, Node] = {}
         self.inputs: list[str] = []
         self.outputs: list[str] = []

@@ -31,6 +31,7 @@ class _Lowering:
     def __init__(self, spec: Spec) -> None:
         self.spec = spec
         self.graph = Graph(spec.name, spec.path)
+        self.graph.description = spec.model.description
         self.counters: dict[str, int] = {}  # op -> last number used in an automatic name
         self.validated: dict[tuple[str, Any], Attrs] = {}  # shared attribute models
         self.last_of: dict[str, str] = {}  # layer name -> its last node (for repeats)
