@@ -66,7 +66,9 @@ def load_text(text: str, path: str = "<string>", params: Mapping[str, Any] | Non
             doc.loc(()),
             hint="see the spec language reference in the README",
         )
-    model = validate_model(SpecModel, doc.data, doc, (), "key")
+    # Top-level keys starting with "x-" are free for YAML anchors (as in compose files).
+    data = {k: v for k, v in doc.data.items() if not (isinstance(k, str) and k.startswith("x-"))}
+    model = validate_model(SpecModel, data, doc, (), "key")
     spec = Spec(doc, model)
     spec.variables = evaluate_params(spec, dict(params or {}))
     return spec

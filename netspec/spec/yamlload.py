@@ -70,7 +70,7 @@ def _at(path: str, mark: Any) -> Location:
 
 
 class _Frame:
-    __slots__ = ("anchor", "container", "is_map", "key", "key_mark", "path", "weight")
+    __slots__ = ("anchor", "container", "is_map", "key", "key_mark", "merged", "path", "weight")
 
     def __init__(self, container: Any, path: Path, anchor: str | None) -> None:
         self.container = container
@@ -80,6 +80,7 @@ class _Frame:
         self.key_mark: Any = None
         self.weight = 1
         self.anchor = anchor
+        self.merged: set[Any] = set()  # keys that came from a '<<' merge (explicit keys override them)
 
 
 def parse_yaml(text: str, path: str = "<string>") -> Document:
@@ -124,17 +125,34 @@ def parse_yaml(text: str, path: str = "<string>") -> Document:
         top = stack[-1]
         top.weight += weight
         if not top.is_map:
-            top.container.append(value)
+            top.container.append("<<" if value is MERGE else value)
         elif top.key_mark is None:  # this value is a key
             if isinstance(value, (dict, list)):
                 raise SpecError("a mapping key must be a plain value", _at(path, mark))
-            if value in top.container:
+            if value in top.container and value not in top.merged:
                 raise SpecError(f"duplicate key '{value}'", _at(path, mark))
+            top.merged.discard(value)
             top.key, top.key_mark = value, mark
-            doc.key_locs[(*top.path, value)] = (mark.line + 1, mark.column + 1)
+            if value is not MERGE:
+                doc.key_locs[(*top.path, value)] = (mark.line + 1, mark.column + 1)
+        elif top.key is MERGE:
+            merge(top, value, mark)
         else:
-            top.container[top.key] = value
+            top.container[top.key] = "<<" if value is MERGE else value
             top.key_mark = None
+
+    def merge(top: _Frame, value: Any, mark: Any) -> None:
+        """YAML's merge key: ``<<: *base`` (or a list of them) adds the keys the mapping
+        does not set itself; the first source wins among several."""
+        sources = value if isinstance(value, list) else [value]
+        if not sources or not all(isinstance(v, dict) for v in sources):
+            raise SpecError("a merge key '<<' takes a mapping or a list of mappings", _at(path, mark))
+        for source in sources:
+            for k, v in source.items():
+                if k not in top.container:
+                    top.container[k] = v
+                    top.merged.add(k)
+        top.key_mark = None
 
     try:
         for event in yaml.parse(text, Loader=_Loader):
@@ -196,6 +214,9 @@ def _offset_at(path: str, text: str, position: int) -> Location:
     return Location(path, before.count("\n") + 1, len(before) - before.rfind("\n"))
 
 
+MERGE = object()  # a plain '<<' key: YAML's merge key
+
+
 def _scalar(event: Any, resolver: Any, ctor: Any, cache: dict[tuple[str, Any], Any]) -> Any:
     tag = event.tag
     if tag not in (None, "!"):  # explicit standard tags (others were refused)
@@ -208,6 +229,8 @@ def _scalar(event: Any, resolver: Any, ctor: Any, cache: dict[tuple[str, Any], A
 
 
 def _construct(tag: str, event: Any, ctor: Any) -> Any:
+    if tag == _Y + "merge":
+        return MERGE
     if tag in _SCALAR_TAGS:
         node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark)
         return ctor.yaml_constructors[tag](ctor, node)
