@@ -903,3 +903,12 @@ def test_expression_errors_point_inside_the_expression(value: str, col: int, say
     e = error_of(spec("params: {width: 8}", "inputs: {x: [3]}", "layers:", f"  - {{op: linear, out: {value}}}"))
     assert_at(e, 4, col)
     assert_says(e, says)
+
+
+def test_huge_adaptive_pooling_is_counted_at_once() -> None:
+    start = time.perf_counter()
+    a = netspec.analyze_text(
+        spec("inputs: {x: [1, 3, 3]}", "layers:", "  - {op: adaptive_avgpool2d, size: [2147483647, 1]}")
+    )
+    assert a.layers[-1].output_shape == (1, 2_147_483_647, 1)
+    assert time.perf_counter() - start < 2

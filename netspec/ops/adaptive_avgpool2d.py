@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 from netspec.ops.base import Attrs, Op, Shape, SizePair, register_op
 
 
@@ -8,9 +10,11 @@ class AdaptiveAvgPool2dAttrs(Attrs):
 
 
 def _window_total(n_in: int, n_out: int) -> int:
-    """Sum of PyTorch's adaptive window lengths along one axis: window i covers
-    ``[floor(i*n_in/n_out), ceil((i+1)*n_in/n_out))``."""
-    return sum(-(-(i + 1) * n_in // n_out) - (i * n_in // n_out) for i in range(n_out))
+    """Sum of PyTorch's adaptive window lengths along one axis, where window i covers
+    ``[floor(i*n_in/n_out), ceil((i+1)*n_in/n_out))``: ``n_in + n_out - gcd(n_in, n_out)``
+    in closed form (the sums of the floors cancel; a ceiling exceeds its floor except at
+    the gcd multiples), so a huge size costs nothing to count."""
+    return n_in + n_out - math.gcd(n_in, n_out)
 
 
 @register_op("adaptive_avgpool2d")
