@@ -62,13 +62,6 @@ class Graph:
         self.nodes[node.name] = node
         return node
 
-    def consumers(self) -> dict[str, list[str]]:
-        users: dict[str, list[str]] = {name: [] for name in self.nodes}
-        for node in self.nodes.values():
-            for i in node.inputs:
-                users[i].append(node.name)
-        return users
-
     def validate(self) -> None:
         """Check that inputs and outputs are defined and that the graph has no cycle,
         and reorder the nodes topologically (stable: written order where possible)."""

@@ -16,13 +16,9 @@ for _m in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{_m.name}")
 
 
-def get_op(name: str) -> Op | None:
-    return REGISTRY.get(name)
-
-
 def op_names() -> list[str]:
     """Canonical op names (aliases left out), sorted."""
     return sorted({op.name for op in REGISTRY.values()})
 
 
-__all__ = ["REGISTRY", "Attrs", "Op", "Shape", "get_op", "op_names", "register_op"]
+__all__ = ["REGISTRY", "Attrs", "Op", "Shape", "op_names", "register_op"]
