@@ -72,9 +72,10 @@ def analyze_graph(graph: Graph) -> Analysis:
     costs = count_costs(graph, shapes)
     memory = activation_memory(graph, shapes, BYTES_PER_ELEMENT)
     layers = []
+    sources = set(graph.inputs)
     for node in graph:
         c, m = costs[node.name], memory[node.name]
-        act = 0 if node.op == "input" else m.output_bytes
+        act = 0 if node.name in sources else m.output_bytes  # layer outputs only
         layers.append(
             LayerInfo(
                 node.name, node.op, node.inputs, shapes[node.name].shape, c.params, c.trainable_params,
