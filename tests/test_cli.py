@@ -110,6 +110,11 @@ def test_table_matches_the_golden_file() -> None:
     assert r.stdout == (REPO / "tests" / "golden" / "lenet5.txt").read_text()
 
 
+def test_json_matches_the_golden_file() -> None:
+    r = run("summary", "alexnet_paper", "--format", "json")
+    assert json.loads(r.stdout) == json.loads((REPO / "tests" / "golden" / "alexnet_paper.json").read_text())
+
+
 def test_check_reports_each_spec(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("inputs: {x: [3, 8, 8]}\nlayers:\n  - {op: conv2d, out: 4, kernel: 3, strde: 2}\n")
