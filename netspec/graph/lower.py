@@ -193,12 +193,16 @@ def _planned_repeat(spec: Spec, i: int, entry: LayerEntry) -> int:
         value = resolve_value(entry.repeat, spec.variables, spec.doc, ("layers", i, "repeat"))
     except SpecError:
         return 1
-    return value if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_REPEAT else 1
+    return value if _valid_repeat(value) else 1
+
+
+def _valid_repeat(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_REPEAT
 
 
 def _repeat(spec: Spec, at: tuple[Any, ...], entry: LayerEntry, who: str, name: str) -> int:
     value = resolve_value(entry.repeat, spec.variables, spec.doc, (*at, "repeat"), who, name)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_REPEAT:
+    if not _valid_repeat(value):
         raise SpecError(
             f"{who}: 'repeat' must be an integer from 1 to {MAX_REPEAT:,}, got {value!r}",
             spec.loc((*at, "repeat")),
