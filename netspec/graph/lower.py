@@ -9,7 +9,7 @@ own model here, so every error can point at the value that caused it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 from netspec.errors import SpecError, did_you_mean
 from netspec.graph.ir import Graph, Node
@@ -196,7 +196,7 @@ def _planned_repeat(spec: Spec, i: int, entry: LayerEntry) -> int:
     return value if _valid_repeat(value) else 1
 
 
-def _valid_repeat(value: Any) -> bool:
+def _valid_repeat(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_REPEAT
 
 
