@@ -24,8 +24,9 @@ class Location:
 class SpecError(Exception):
     """A mistake in a spec (or in how it is used): located, explained, never a traceback.
 
-    The CLI prints it as ``path:line:col: error: message`` plus an optional ``hint:``
-    line and exits with code 2.
+    The CLI prints it as ``path:line:col: error: message``, then ``note:`` lines (the
+    block instances a layer belongs to) and an optional ``hint:`` line, and exits with
+    code 2.
     """
 
     def __init__(
@@ -35,16 +36,21 @@ class SpecError(Exception):
         *,
         hint: str | None = None,
         layer: str | None = None,
+        notes: list[str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.location = location
         self.hint = hint
         self.layer = layer
+        #: context lines, such as the block instance a layer belongs to
+        self.notes = notes or []
 
     def format(self) -> str:
         where = str(self.location) if self.location else "netspec"
         text = f"{where}: error: {self.message}"
+        for note in self.notes:
+            text += f"\n  note: {note}"
         if self.hint:
             text += f"\n  hint: {self.hint}"
         return text

@@ -26,6 +26,17 @@ VARS = {"width": 64, "c": 10, "flag": True, "half": 0.5}
         ("round($half * 5)", 2),
         ("$flag", True),  # a bare variable keeps its type
         ("1e3", 1000.0),
+        ("$c == 10", True),
+        ("$c != 10 or $flag", True),
+        ("not $flag and $c > 3", False),
+        ("2 if $c >= 10 else 1", 2),
+        ("1 if $c < 0 else 2 if $flag else 3", 2),  # 'else' chains to the right
+        ("'b3' == 'b3'", True),
+        # width-multiplier rounding, checked against published channel counts:
+        ("make_divisible(32 * 0.35)", 16),  # MobileNetV2 0.35: stem 16
+        ("make_divisible(16 * 1.2)", 24),  # EfficientNet-B3 stage 1: 19.2 would round to 16, < 90%
+        ("make_divisible(32 * 1.2)", 40),  # EfficientNet-B3 stem
+        ("make_divisible(320 * 1.2)", 384),  # EfficientNet-B3 last stage (head 4 x 384 = 1536)
     ],
 )
 def test_values(text: str, value: object) -> None:
@@ -42,7 +53,14 @@ def test_values(text: str, value: object) -> None:
         ("$c +", "ends too early", 4),
         ("$c @ 2", "unexpected character '@'", 3),
         ("__import__(1)", "unknown name '__import__'", 0),
-        ("__import__('os')", "unexpected character", 11),
+        ("__import__('os')", "unknown name '__import__'", 0),
+        ("$c if $flag 3", "expected 'else'", 12),
+        ("1 if 2 else 3", "'if' needs true or false, got 2", 2),
+        ("$c < 'a'", "cannot compare", 3),
+        ("ceil(1, 2)", "wrong number of arguments to ceil()", 0),
+        ("make_divisible(3, 0)", "divisor must be a positive integer", 0),
+        ("not 3", "'not' needs true or false", 0),
+        ('"a" <= "b"', "compares numbers, not strings", 4),
         ("$c ** 100", "exponent out of range", 3),
         ("2 ** 62 * 4", "too large", 8),
         ("$flag + 1", "needs numbers", 6),

@@ -30,6 +30,22 @@ class Node:
     trainable: bool = True
     #: where each input reference was written (for "undefined input" errors)
     input_locations: tuple[Location, ...] = ()
+    #: the block instances the node belongs to, outermost first: (instance name, where written)
+    callers: tuple[tuple[str, Location], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """What a name prefix of several nodes stands for: a block instance (``layer2.0``,
+    ``kind`` the block's name), or a repeat (``layer2``, ``conv``) of ``count`` copies."""
+
+    kind: str
+    count: int = 1
+
+
+def instance_notes(callers: tuple[tuple[str, Location], ...]) -> list[str]:
+    """Error notes naming the block instances of a layer, innermost first."""
+    return [f"in block instance '{name}' (written at {loc})" for name, loc in reversed(callers)]
 
 
 class Graph:
@@ -40,6 +56,8 @@ class Graph:
         self.nodes: dict[str, Node] = {}
         self.inputs: list[str] = []
         self.outputs: list[str] = []
+        #: block instances and repeats by name prefix (for collapsed summaries and clusters)
+        self.groups: dict[str, Group] = {}
 
     def __iter__(self) -> Iterator[Node]:
         return iter(self.nodes.values())

@@ -1,26 +1,62 @@
 """Lowering: turn a validated spec into a flat graph of nodes.
 
-Each layer entry becomes one node (``repeat: n`` makes n chained nodes named
-``name.0`` .. ``name.{n-1}`` in the scope ``name``). A layer reads the previous
-layer unless it names its ``inputs``; a name that refers to a repeated layer means
-its last instance. Attributes are evaluated (expressions) and validated by the op's
-own model here, so every error can point at the value that caused it.
+Each layer entry becomes one node, or, when its ``op`` names a block of the spec,
+the nodes of the block's layers. Names are hierarchical: ``repeat: n`` makes
+``name.0`` .. ``name.{n-1}``, and the layers of a block instance live under the
+instance's name (``layer2.0.conv1``). A layer reads the previous layer unless it names
+its ``inputs``; references are resolved in the scope they were written in (a block's
+layers see the block's inputs and each other), once every layer is known, so a
+reference may come before the layer it names. A name that refers to a repeated layer
+or block means its last instance; a block instance's name means its output.
+
+``when: false`` leaves a layer out; references to it then mean its (first) input, so
+an optional projection shortcut or an optional stage needs no rewiring.
+
+Attributes are evaluated (expressions) and validated by the op's own model here, so
+every error can point at the value that caused it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
-from netspec.errors import SpecError, did_you_mean
-from netspec.graph.ir import Graph, Node
+from netspec.errors import Location, SpecError, did_you_mean
+from netspec.graph.ir import Graph, Group, Node, instance_notes
 from netspec.ops import REGISTRY, op_names
 from netspec.ops.base import Attrs, size
 from netspec.ops.input import InputAttrs
 from netspec.spec.load import Spec, resolve_value, validate_model
-from netspec.spec.model import LayerEntry
+from netspec.spec.model import BlockDef, LayerEntry
 
 MAX_REPEAT = 100_000
 MAX_NODES = 1_000_000
+MAX_BLOCK_DEPTH = 50
+
+Path = tuple[Any, ...]
+
+
+@dataclass(eq=False)
+class _Alias:
+    """A name that stands for another reference: a block's input (a reference in the
+    caller's scope), a block instance (its output) or a layer left out by ``when``."""
+
+    scope: _Scope
+    ref: str
+    location: Location
+
+
+@dataclass(eq=False)
+class _Scope:
+    """The names visible to one list of layers: the spec's, or a block instance's."""
+
+    prefix: str  # "" at top level, "layer2.0." in a block instance
+    variables: dict[str, Any]
+    stack: tuple[str, ...] = ()  # the blocks being instantiated (to refuse recursion)
+    callers: tuple[tuple[str, Location], ...] = ()  # (instance, where it is written), outermost first
+    trainable: bool = True
+    names: dict[str, str | _Alias] = field(default_factory=dict)  # local name -> node name or alias
+    skipped: set[str] = field(default_factory=set)  # layers left out by 'when'
 
 
 def lower(spec: Spec) -> Graph:
@@ -32,37 +68,62 @@ class _Lowering:
         self.spec = spec
         self.graph = Graph(spec.name, spec.path)
         self.graph.description = spec.model.description
-        self.counters: dict[str, int] = {}  # op -> last number used in an automatic name
         self.validated: dict[tuple[str, Any], Attrs] = {}  # shared attribute models
-        self.last_of: dict[str, str] = {}  # layer name -> its last node (for repeats)
-        self.taken: set[str] = set()  # names written in the spec
+        self.entries: dict[Path, list[LayerEntry]] = {}  # parsed layer lists (a block's, once)
+        # nodes whose first input references are still written as in the spec
+        self.pending: list[tuple[Node, _Scope]] = []
 
     def run(self) -> Graph:
         spec, graph = self.spec, self.graph
+        self.check_blocks()
+        top = _Scope("", dict(spec.variables))
         for name, dims in spec.model.inputs.items():
             self.add_input(name, dims)
-        entries = [_entry(spec, i, raw) for i, raw in enumerate(spec.model.layers)]
-        self.check_total(entries)
-        self.taken = {e.name for e in entries if e.name} | set(graph.inputs)
+            top.names[name] = name
         prev = graph.inputs[0] if len(graph.inputs) == 1 else None
-        for i, entry in enumerate(entries):
-            prev = self.add_layer(i, entry, prev)
+        self.entries[("layers",)] = entries = [
+            _entry(spec, ("layers", i), i, e) for i, e in enumerate(spec.model.layers)
+        ]
+        self.check_total(entries)
+        last = self.add_layers(top, ("layers",), spec.model.layers, prev)
 
-        # References may name a repeated layer (meaning its last instance) or come
-        # before the layer they name; resolve them now that every layer is known.
-        last_of = self.last_of
-        for node in graph:
-            if any(ref in last_of and last_of[ref] != ref for ref in node.inputs):
-                node.inputs = tuple(last_of.get(ref, ref) for ref in node.inputs)
-        for k, out in enumerate(spec.model.outputs or ()):
-            if last_of.get(out, out) not in graph.nodes:  # checked here, where its location is known
-                raise SpecError(
-                    f"output '{out}' is not a layer", spec.loc(("outputs", k)), hint=did_you_mean(out, graph.nodes)
-                )
-        outputs = spec.model.outputs or ([prev] if prev else [])
-        graph.outputs = [last_of.get(o, o) for o in outputs]
+        for node, scope in self.pending:
+            node.inputs = tuple(
+                self.resolve(scope, ref, node.input_locations[k], f"layer '{node.name}' takes input", node.name)
+                for k, ref in enumerate(node.inputs)
+            )
+        outputs: list[str] = []
+        for k, out in enumerate(spec.model.outputs or [last]):
+            if out not in top.skipped:  # an optional output that is switched off
+                at = spec.loc(("outputs", k)) if spec.model.outputs else graph.nodes[graph.inputs[0]].location
+                outputs.append(self.resolve(top, out, at, "output"))
+        graph.outputs = list(dict.fromkeys(outputs))
         graph.validate()
         return graph
+
+    def check_blocks(self) -> None:
+        for name in self.spec.model.blocks:
+            if name in REGISTRY:
+                raise SpecError(
+                    f"block '{name}' has the name of an op",
+                    self.spec.loc(("blocks", name), key=True),
+                    hint="rename the block (ops and blocks share the 'op' key of a layer)",
+                )
+
+    def check_total(self, entries: list[LayerEntry]) -> None:
+        """Refuse a spec whose top-level layers alone (a block counted by its own layers,
+        a lower bound) make too many nodes, before building any of them."""
+        total = len(self.graph)
+        for i, entry in enumerate(entries):
+            block = self.spec.model.blocks.get(entry.op)
+            total += _planned_repeat(self.spec, i, entry) * (len(block.layers) if block else 1)
+            if total > MAX_NODES:
+                who = f"layer '{entry.name}'" if entry.name else f"layer {i + 1}"
+                raise SpecError(
+                    f"{who}: the spec expands to more than {MAX_NODES:,} layers",
+                    self.spec.loc(("layers", i)),
+                    layer=entry.name,
+                )
 
     def add_input(self, name: str, dims: list[Any]) -> None:
         spec, path = self.spec, ("inputs", name)
@@ -77,75 +138,268 @@ class _Lowering:
         self.graph.add(Node(name, "input", InputAttrs(shape=tuple(shape)), (), spec.loc(path, key=True)))
         self.graph.inputs.append(name)
 
-    def check_total(self, entries: list[LayerEntry]) -> None:
-        """Refuse too many nodes before building any, rather than after a million."""
-        total = len(self.graph)
+    def add_layers(self, scope: _Scope, path: Path, raw: list[Any], prev: str | None) -> str:
+        """Lower a list of layer entries in ``scope``; return the local name of the last."""
+        entries = self.entries.get(path)
+        if entries is None:
+            entries = self.entries[path] = [_entry(self.spec, (*path, i), i, e) for i, e in enumerate(raw)]
+        taken = {e.name for e in entries if e.name}
+        counters: dict[str, int] = {}
         for i, entry in enumerate(entries):
-            total += 1 if entry.repeat == 1 else _planned_repeat(self.spec, i, entry)
-            if total > MAX_NODES:
-                who = f"layer '{entry.name}'" if entry.name else f"layer {i + 1}"
-                raise SpecError(
-                    f"{who}: the spec expands to more than {MAX_NODES:,} layers",
-                    self.spec.loc(("layers", i)),
-                    layer=entry.name,
-                )
+            name = entry.name or _auto_name(entry.op, counters, taken)
+            prev = self.add_layer(scope, (*path, i), entry, name, prev)
+        assert prev is not None
+        return prev
 
-    def add_layer(self, i: int, entry: LayerEntry, prev: str | None) -> str:
-        """Add the nodes of layer ``i`` (``prev`` is the node before it); return its last node."""
-        spec, graph, at = self.spec, self.graph, ("layers", i)
-        op = REGISTRY.get(entry.op)
-        if op is None or op.name == "input":
+    def add_layer(self, scope: _Scope, at: Path, entry: LayerEntry, name: str, prev: str | None) -> str:
+        """Add the nodes of one layer entry (``prev`` is the layer before it); return its name."""
+        spec = self.spec
+        op, block = REGISTRY.get(entry.op), spec.model.blocks.get(entry.op)
+        if block is None and (op is None or op.name == "input"):
+            known = [n for n in REGISTRY if n != "input"] + list(spec.model.blocks)
             raise SpecError(
                 f"unknown op '{entry.op}'",
                 spec.loc((*at, "op")),
-                hint=did_you_mean(entry.op, [n for n in REGISTRY if n != "input"])
-                or "known ops: " + ", ".join(n for n in op_names() if n != "input"),
+                hint=did_you_mean(entry.op, known)
+                or "known ops: " + ", ".join([n for n in op_names() if n != "input"] + list(spec.model.blocks)),
             )
-        name = entry.name or _auto_name(op.name, self.counters, self.taken)
-        # Checked here, not only by Graph.add: a repeated layer's nodes are 'name.0'.., so
-        # a second 'name' would not collide there, and this points at the name itself.
-        if name in self.last_of or name in graph.inputs:
-            first = spec.loc(("inputs", name), key=True) if name in graph.inputs else graph[self.last_of[name]].location
+        if name in scope.names:
+            first = scope.names[name]
+            line = first.location.line if isinstance(first, _Alias) else self.graph[first].location.line
             raise SpecError(
-                f"duplicate layer name '{name}' (first used at line {first.line})",
+                f"duplicate layer name '{name}' (first used at line {line})",
                 spec.loc((*at, "name")),
                 hint="layer names must be unique; rename one of them",
-                layer=name,
+                layer=scope.prefix + name,
             )
-        who = f"layer '{name}' ({op.name})"
-        raw_attrs = {k: resolve_value(v, spec.variables, spec.doc, (*at, k), who, name) for k, v in entry.attrs.items()}
-        # Attribute models are frozen, so layers with equal attributes share one instance
-        # (a deep network repeats a few attribute sets many times).
-        key = (op.name, _frozen(raw_attrs))
-        attrs = self.validated.get(key)
-        if attrs is None:
-            attrs = validate_model(op.Attrs, raw_attrs, spec.doc, at, "attribute", who + ": ", name)
-            self.validated[key] = attrs
-        repeat = _repeat(spec, at, entry, who, name)
-
+        kind = f"block {entry.op}" if block is not None else op.name  # type: ignore[union-attr]
+        who = f"layer '{scope.prefix}{name}' ({kind})"
         loc = spec.loc(at)
         if entry.inputs is not None:
-            ins = tuple(entry.inputs)
-            locs = tuple(spec.loc((*at, "inputs", k)) for k in range(len(ins)))
+            refs = tuple(entry.inputs)
+            locs = tuple(spec.loc((*at, "inputs", k)) for k in range(len(refs)))
         elif prev is not None:
-            ins, locs = (prev,), (loc,)
+            refs, locs = (prev,), (loc,)
         else:
             raise SpecError(
                 f"{who}: has no input: the spec has several inputs, so name the ones it takes",
                 loc,
-                hint=f"add 'inputs: [{', '.join(graph.inputs)}]' (or some of them)",
-                layer=name,
+                hint=f"add 'inputs: [{', '.join(self.graph.inputs)}]' (or some of them)",
+                layer=scope.prefix + name,
             )
+        if not self.when(scope, at, entry, who, name):
+            scope.names[name] = _Alias(scope, refs[0], locs[0])
+            scope.skipped.add(name)
+            return name
+        full = scope.prefix + name
+        repeat = _repeat(spec, scope.variables, at, entry, who, full)
+        if block is not None:
+            self.add_block(scope, at, entry, name, block, refs, locs, repeat)
+            return name
+        if entry.overrides is not None:
+            raise SpecError(
+                f"{who}: 'overrides' sets block parameters, and '{entry.op}' is an op, not a block",
+                spec.loc((*at, "overrides"), key=True),
+                layer=scope.prefix + name,
+            )
+        if len(self.graph) + repeat > MAX_NODES:
+            raise SpecError(f"{who}: the spec expands to more than {MAX_NODES:,} layers", loc, layer=full)
+        raw_attrs = {
+            k: resolve_value(v, scope.variables, spec.doc, (*at, k), who, scope.prefix + name)
+            for k, v in entry.attrs.items()
+        }
+        # Attribute models are frozen, so layers with equal attributes share one instance
+        # (a deep network repeats a few attribute sets many times).
+        key = (op.name, _frozen(raw_attrs))  # type: ignore[union-attr]
+        attrs = self.validated.get(key)
+        if attrs is None:
+            attrs = validate_model(op.Attrs, raw_attrs, spec.doc, at, "attribute", who + ": ", scope.prefix + name)  # type: ignore[union-attr]
+            self.validated[key] = attrs
+        trainable = scope.trainable and entry.trainable
         for r in range(repeat):
-            node_name = f"{name}.{r}" if repeat > 1 else name
-            graph.add(Node(node_name, op.name, attrs, ins, loc, name if repeat > 1 else "", entry.trainable, locs))
-            ins, locs = (node_name,), (loc,)  # the next copy reads this one
-        self.last_of[name] = ins[0]
-        return ins[0]
+            node_name = f"{full}.{r}" if repeat > 1 else full
+            scope_name = full if repeat > 1 else scope.prefix[:-1]
+            node = Node(node_name, op.name, attrs, refs, loc, scope_name, trainable, locs, scope.callers)  # type: ignore[union-attr]
+            self.graph.add(node)
+            if r == 0:
+                self.pending.append((node, scope))
+            refs, locs = (node_name,), (loc,)  # the next copy reads this one (already a node name)
+        if repeat > 1:
+            self.graph.groups[full] = Group(op.name, repeat)  # type: ignore[union-attr]
+        scope.names[name] = refs[0]
+        return name
+
+    def when(self, scope: _Scope, at: Path, entry: LayerEntry, who: str, name: str) -> bool:
+        value = resolve_value(entry.when, scope.variables, self.spec.doc, (*at, "when"), who, scope.prefix + name)
+        if not isinstance(value, bool):
+            raise SpecError(
+                f"{who}: 'when' must be true or false, got {value!r}",
+                self.spec.loc((*at, "when")),
+                hint="a condition such as '$stride == 2' or a boolean variable",
+                layer=scope.prefix + name,
+            )
+        return value
+
+    def add_block(
+        self,
+        scope: _Scope,
+        at: Path,
+        entry: LayerEntry,
+        name: str,
+        block: BlockDef,
+        refs: tuple[str, ...],
+        locs: tuple[Location, ...],
+        repeat: int,
+    ) -> None:
+        spec, bname, full = self.spec, entry.op, scope.prefix + name
+        who, loc = f"layer '{full}' (block {bname})", spec.loc(at)
+        if bname in scope.stack:
+            chain = " -> ".join([*scope.stack[scope.stack.index(bname) :], bname])
+            raise SpecError(
+                f"{who}: block '{bname}' contains itself ({chain})",
+                spec.loc((*at, "op")),
+                hint="a block may use other blocks, but not itself, directly or through others",
+                layer=full,
+            )
+        if len(scope.stack) >= MAX_BLOCK_DEPTH:
+            raise SpecError(f"{who}: blocks are nested more than {MAX_BLOCK_DEPTH} deep", loc, layer=full)
+        if len(refs) != len(block.inputs):
+            raise SpecError(
+                f"{who}: the block takes {len(block.inputs)} input(s) ({', '.join(block.inputs)}), got {len(refs)}",
+                spec.loc((*at, "inputs")) if entry.inputs is not None else loc,
+                layer=full,
+            )
+        if repeat > 1 and len(block.inputs) > 1:
+            raise SpecError(
+                f"{who}: only a block with one input can be repeated (each instance reads the one before)",
+                spec.loc((*at, "repeat")),
+                layer=full,
+            )
+        given = {
+            k: (resolve_value(v, scope.variables, spec.doc, (*at, k), who, full), (*at, k))
+            for k, v in entry.attrs.items()
+        }
+        self.check_params(block, bname, given, who, full)
+        per_instance = self.overrides(scope, at, entry, block, repeat, who, full)
+        outputs: list[str] = []
+        for r in range(repeat):
+            inst = f"{name}.{r}" if repeat > 1 else name
+            values = {**given, **per_instance.get(r, {})}
+            inner = _Scope(
+                f"{scope.prefix}{inst}.",
+                self.block_variables(scope, block, bname, values, f"layer '{scope.prefix}{inst}' (block {bname})", loc),
+                (*scope.stack, bname),
+                (*scope.callers, (scope.prefix + inst, loc)),
+                scope.trainable and entry.trainable,
+            )
+            for k, arg in enumerate(block.inputs):
+                inner.names[arg] = _Alias(scope, refs[k], locs[k]) if r == 0 else _Alias(scope, outputs[-1], loc)
+            try:
+                last = self.add_layers(inner, ("blocks", bname, "layers"), block.layers, block.inputs[0])
+            except SpecError as e:
+                e.notes.extend(instance_notes(inner.callers[-1:]))
+                raise
+            out = block.output or last
+            if block.output is not None and out not in inner.names and inner.prefix + out not in self.graph.nodes:
+                raise SpecError(
+                    f"block '{bname}': output '{out}' is not one of its layers",
+                    spec.loc(("blocks", bname, "output")),
+                    hint=did_you_mean(out, inner.names),
+                )
+            scope.names[inst] = _Alias(inner, out, loc)
+            self.graph.groups[scope.prefix + inst] = Group(bname, 1)
+            outputs.append(inst)
+        if repeat > 1:
+            scope.names[name] = scope.names[outputs[-1]]
+            self.graph.groups[full] = Group(bname, repeat)
+
+    def check_params(
+        self, block: BlockDef, bname: str, given: dict[str, tuple[Any, Path]], who: str, full: str
+    ) -> None:
+        for key, (_, path) in given.items():
+            if key not in block.params:
+                known = ", ".join(block.params) or "none"
+                raise SpecError(
+                    f"{who}: block '{bname}' has no parameter '{key}'",
+                    self.spec.loc(path, key=True),
+                    hint=did_you_mean(key, block.params) or f"its parameters: {known}",
+                    layer=full,
+                )
+
+    def overrides(
+        self, scope: _Scope, at: Path, entry: LayerEntry, block: BlockDef, repeat: int, who: str, full: str
+    ) -> dict[int, dict[str, tuple[Any, Path]]]:
+        """Block parameters given for single instances (``overrides: {0: {stride: 2}}``)."""
+        result: dict[int, dict[str, tuple[Any, Path]]] = {}
+        for index, values in (entry.overrides or {}).items():
+            path = (*at, "overrides", index)
+            if not -repeat <= index < repeat:
+                raise SpecError(
+                    f"{who}: 'overrides' names instance {index}, but there are {repeat} (0 to {repeat - 1})",
+                    self.spec.loc(path, key=True),
+                    layer=full,
+                )
+            given = {
+                k: (resolve_value(v, scope.variables, self.spec.doc, (*path, k), who, full), (*path, k))
+                for k, v in values.items()
+            }
+            self.check_params(block, entry.op, given, who, full)
+            result.setdefault(index % repeat, {}).update(given)
+        return result
+
+    def block_variables(
+        self,
+        scope: _Scope,
+        block: BlockDef,
+        bname: str,
+        given: dict[str, tuple[Any, Path]],
+        who: str,
+        loc: Location,
+    ) -> dict[str, Any]:
+        """The variables inside one instance: the spec's, then the block's parameters
+        (given, or their defaults, which may use the parameters before them)."""
+        variables = dict(self.spec.variables)
+        for pname, default in block.params.items():
+            if pname in given:
+                variables[pname] = given[pname][0]
+            elif default is None:
+                raise SpecError(
+                    f"{who}: missing block parameter '{pname}'",
+                    loc,
+                    hint=f"block '{bname}' needs it: add '{pname}: ...' to the layer",
+                    layer=who.split("'")[1],
+                )
+            else:
+                path = ("blocks", bname, "params", pname)
+                variables[pname] = resolve_value(default, variables, self.spec.doc, path, who)
+        return variables
+
+    def resolve(self, scope: _Scope, ref: str, loc: Location, what: str, layer: str | None = None) -> str:
+        """The node a reference written in ``scope`` names (following aliases)."""
+        seen: set[tuple[int, str]] = set()
+        while True:
+            target = scope.names.get(ref)
+            if isinstance(target, str):
+                return target
+            if target is None:
+                if scope.prefix + ref in self.graph.nodes:  # a dotted name: 'conv.1', 'layer2.0.conv1'
+                    return scope.prefix + ref
+                raise SpecError(
+                    f"{what} '{ref}', which is not defined"
+                    if what != "output"
+                    else f"output '{ref}' is not a layer",
+                    loc,
+                    hint=did_you_mean(ref, scope.names),
+                    layer=layer,
+                    notes=instance_notes(scope.callers),
+                )
+            if (id(scope), ref) in seen:
+                raise SpecError(f"'{ref}' is left out ('when') and refers to itself", loc, layer=layer)
+            seen.add((id(scope), ref))
+            scope, ref, loc = target.scope, target.ref, target.location
 
 
-def _entry(spec: Spec, i: int, raw: Any) -> LayerEntry:
-    at = ("layers", i)
+def _entry(spec: Spec, at: Path, i: int, raw: Any) -> LayerEntry:
     if isinstance(raw, str):
         raw = {"op": raw}
     if not isinstance(raw, dict):
@@ -200,8 +454,8 @@ def _valid_repeat(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_REPEAT
 
 
-def _repeat(spec: Spec, at: tuple[Any, ...], entry: LayerEntry, who: str, name: str) -> int:
-    value = resolve_value(entry.repeat, spec.variables, spec.doc, (*at, "repeat"), who, name)
+def _repeat(spec: Spec, variables: dict[str, Any], at: Path, entry: LayerEntry, who: str, name: str) -> int:
+    value = resolve_value(entry.repeat, variables, spec.doc, (*at, "repeat"), who, name)
     if not _valid_repeat(value):
         raise SpecError(
             f"{who}: 'repeat' must be an integer from 1 to {MAX_REPEAT:,}, got {value!r}",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from netspec.errors import OpError, SpecError
-from netspec.graph.ir import Graph, Node
+from netspec.graph.ir import Graph, Node, instance_notes
 from netspec.ops import REGISTRY, Shape
 from netspec.ops._arith import fmt_shape, numel
 
@@ -45,4 +45,4 @@ def layer_error(node: Node, message: str, culprits: tuple[int, ...] = (), ins: l
         text += ": " + " but ".join(parts)
     elif ins and node.inputs and fmt_shape(ins[0]) not in message:  # name the input unless already shown
         text += f" (input '{node.inputs[0]}' is {fmt_shape(ins[0])})"
-    return SpecError(text, node.location, layer=node.name)
+    return SpecError(text, node.location, layer=node.name, notes=instance_notes(node.callers))

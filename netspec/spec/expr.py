@@ -2,13 +2,19 @@
 
 No ``eval``: the text is tokenized and parsed by recursive descent over a fixed grammar::
 
+    cond  := or ("if" or "else" cond)?
+    or    := and ("or" and)*
+    and   := not ("and" not)*
+    not   := "not" not | cmp
+    cmp   := expr (("==" | "!=" | "<" | "<=" | ">" | ">=") expr)?
     expr  := term (("+" | "-") term)*
     term  := unary (("*" | "/" | "//" | "%") unary)*
     unary := ("-" | "+") unary | power
     power := atom ("**" unary)?
-    atom  := NUMBER | "$" NAME | FUNC "(" expr ("," expr)* ")" | "(" expr ")"
+    atom  := NUMBER | STRING | "true" | "false" | "$" NAME | FUNC "(" expr ("," expr)* ")" | "(" cond ")"
 
-with FUNC one of min, max, ceil, floor, round. Results stay within 64-bit integers.
+with FUNC one of min, max, ceil, floor, round and make_divisible. Strings (quoted) only
+compare. Results stay within 64-bit integers.
 """
 
 from __future__ import annotations
@@ -24,7 +30,8 @@ MAX_LENGTH = 1000
 MAX_NESTING = 50  # parentheses, signs and powers: the parser recurses once per level
 
 _TOKEN = re.compile(
-    r"\s*(?:(\d+\.\d*|\.\d+|\d+(?:[eE][+-]?\d+)?)|\$([A-Za-z_]\w*)|([A-Za-z_]\w*)|(\*\*|//|[-+*/%(),]))"
+    r"\s*(?:(\d+\.\d*|\.\d+|\d+(?:[eE][+-]?\d+)?)|\$([A-Za-z_]\w*)|([A-Za-z_]\w*)|(\*\*|//|[=!<>]=|[-+*/%(),<>])"
+    r"|('[^']*'|\"[^\"]*\"))"
 )
 
 _FUNCS: dict[str, Callable[..., Any]] = {
@@ -33,7 +40,27 @@ _FUNCS: dict[str, Callable[..., Any]] = {
     "ceil": lambda x: math.ceil(x),
     "floor": lambda x: math.floor(x),
     "round": lambda x: round(x),
+    "make_divisible": lambda v, divisor=8, least=None: _make_divisible(v, divisor, least),
 }
+_KEYWORDS = {"true": True, "false": False}
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
+
+
+def _make_divisible(v: float, divisor: int = 8, least: int | None = None) -> int:
+    """``v`` rounded to the nearest multiple of ``divisor`` (at least ``least``, by
+    default ``divisor``), never more than 10% below ``v``: the channel rounding rule
+    of MobileNet and EfficientNet width multipliers."""
+    if not isinstance(divisor, int) or divisor < 1:
+        raise ValueError("make_divisible: the divisor must be a positive integer")
+    rounded = max(least if least is not None else divisor, int(v + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * v else rounded
 
 
 class ExprError(Exception):
@@ -74,7 +101,7 @@ def _tokenize(text: str) -> tuple[tuple[str, str, int], ...]:
             bad = len(text) - len(text[pos:].lstrip())
             raise ExprError(f"unexpected character '{text[bad]}' in expression '{text}'", bad)
         start = m.start(m.lastindex or 0) - (m.lastindex == 2)  # a variable starts at its '$'
-        kind = ("num", "var", "name", "op")[(m.lastindex or 1) - 1]
+        kind = ("num", "var", "name", "op", "str")[(m.lastindex or 1) - 1]
         tokens.append((kind, m.group(m.lastindex or 0), start))
         pos = m.end()
     return tuple(tokens)
@@ -106,7 +133,7 @@ class _Parser:
             raise ExprError("empty expression")
         if len(self.tokens) == 1 and self.tokens[0][0] == "var":
             return self.lookup(self.tokens[0])
-        value = self.expr()
+        value = self.cond()
         tok = self.peek()
         if tok is not None:
             raise ExprError(f"unexpected '{tok[1]}' in expression '{self.text}'", tok[2])
@@ -121,6 +148,68 @@ class _Parser:
             known = ", ".join(sorted(self.vars)) or "none"
             raise ExprError(f"undefined variable '${name}'", tok[2], hint or f"variables defined in 'params': {known}")
         return self.vars[name]
+
+    def cond(self) -> Any:
+        value = self.or_()
+        tok = self.peek()
+        if tok is not None and tok[1] == "if":
+            self.take()
+            test = self.truth(self.or_(), tok)
+            self.take("else")
+            other = self.nested(self.cond)
+            return value if test else other
+        return value
+
+    def or_(self) -> Any:
+        value = self.and_()
+        while (tok := self.peek()) is not None and tok[1] == "or":
+            self.take()
+            rhs = self.and_()
+            value = self.truth(value, tok) or self.truth(rhs, tok)
+        return value
+
+    def and_(self) -> Any:
+        value = self.not_()
+        while (tok := self.peek()) is not None and tok[1] == "and":
+            self.take()
+            rhs = self.not_()
+            value = self.truth(value, tok) and self.truth(rhs, tok)
+        return value
+
+    def not_(self) -> Any:
+        tok = self.peek()
+        if tok is not None and tok[1] == "not":
+            self.take()
+            return not self.truth(self.nested(self.not_), tok)
+        return self.compare()
+
+    def compare(self) -> Any:
+        value = self.expr()
+        tok = self.peek()
+        if tok is not None and tok[1] in _COMPARE:
+            self.take()
+            rhs = self.expr()
+            if isinstance(value, str) != isinstance(rhs, str) and tok[1] not in ("==", "!="):
+                raise ExprError(f"'{tok[1]}' cannot compare {value!r} with {rhs!r}", tok[2])
+            if isinstance(value, str) and isinstance(rhs, str) and tok[1] not in ("==", "!="):
+                raise ExprError(f"'{tok[1]}' compares numbers, not strings", tok[2])
+            return _COMPARE[tok[1]](value, rhs)
+        return value
+
+    def truth(self, value: Any, tok: tuple[str, str, int]) -> bool:
+        if not isinstance(value, bool):
+            raise ExprError(f"'{tok[1]}' needs true or false, got {value!r}", tok[2], "compare, e.g. '$stride == 1'")
+        return value
+
+    def nested(self, rule: Callable[[], Any]) -> Any:
+        """Apply a rule that recurses, within the nesting limit."""
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            tok = self.peek()
+            raise ExprError(f"expression nested more than {MAX_NESTING} levels deep", tok[2] if tok else 0)
+        value = rule()
+        self.depth -= 1
+        return value
 
     def expr(self) -> Any:
         value = self.term()
@@ -169,12 +258,16 @@ class _Parser:
             return float(value) if any(c in value for c in ".eE") else int(value)
         if kind == "var":
             return self.lookup(tok)
+        if kind == "str":
+            return value[1:-1]
+        if value in _KEYWORDS:
+            return _KEYWORDS[value]
         if value == "(":
-            inner = self.expr()
+            inner = self.cond()  # each level of parentheses passes 'unary', which bounds the depth
             self.take(")")
             return inner
         if kind == "name":
-            if value not in _FUNCS:
+            if value not in _FUNCS or value in ("if", "else", "and", "or", "not"):
                 raise ExprError(
                     f"unknown name '{value}' in expression '{self.text}'",
                     offset,
@@ -186,7 +279,13 @@ class _Parser:
                 self.take()
                 args.append(self.number(self.expr(), tok))
             self.take(")")
-            return self.check(_FUNCS[value](*args), tok)
+            try:
+                result = _FUNCS[value](*args)
+            except TypeError:
+                raise ExprError(f"wrong number of arguments to {value}()", offset) from None
+            except ValueError as e:
+                raise ExprError(str(e), offset) from None
+            return self.check(result, tok)
         raise ExprError(f"unexpected '{value}' in expression '{self.text}'", offset)
 
     def number(self, value: Any, tok: tuple[str, str, int]) -> int | float:

@@ -89,21 +89,55 @@ def evaluate_params(spec: Spec, overrides: dict[str, Any]) -> dict[str, Any]:
                 spec.loc(("params",), key=True) if declared else spec.loc(()),
                 hint=did_you_mean(name, declared),
             )
+    chosen, preset = _variant(spec, overrides)
     values: dict[str, Any] = {}
     for name, raw in declared.items():
         given = name in overrides
-        value = overrides[name] if given else raw
+        value, at = raw, ("params", name)
         where = f"--set {name}" if given else None
+        if given:
+            value = overrides[name]
+        elif name in preset:
+            value, at = preset[name], ("variants", chosen, name)
         later = [v for v in variables_in(value) if v in declared and v not in values] if is_expression(value) else []
         if later:  # the expression evaluator would call it undefined, which it is not
             raise SpecError(
                 f"{where + ': ' if where else ''}variable '{name}' uses "
                 + ("itself" if later[0] == name else f"'${later[0]}', which is defined after it"),
-                spec.loc(("params", name)),
+                spec.loc(at),
                 hint="a variable may use only the variables written before it in 'params'",
             )
-        values[name] = resolve_value(value, values, spec.doc, ("params", name), where)
+        values[name] = resolve_value(value, values, spec.doc, at, where)
     return values
+
+
+def _variant(spec: Spec, overrides: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The values of the chosen preset of ``variants`` (``--set variant=b3``), if any."""
+    variants, declared = spec.model.variants, spec.model.params
+    if not variants:
+        return "", {}
+    if "variant" not in declared:
+        raise SpecError(
+            "'variants' needs a variable 'variant' in 'params' that names the default one",
+            spec.loc(("variants",), key=True),
+            hint=f"add 'variant: {next(iter(variants))}' to 'params'",
+        )
+    chosen = overrides.get("variant", declared["variant"])
+    if chosen not in variants:
+        given = "variant" in overrides
+        raise SpecError(
+            f"{'--set variant: ' if given else ''}unknown variant {chosen!r}; the spec has " + ", ".join(variants),
+            spec.loc(()) if given else spec.loc(("params", "variant")),
+            hint=did_you_mean(str(chosen), variants),
+        )
+    for name in variants[chosen]:
+        if name not in declared or name == "variant":
+            raise SpecError(
+                f"variant '{chosen}' sets '{name}', which is not a variable in 'params'",
+                spec.loc(("variants", chosen, name), key=True),
+                hint=did_you_mean(name, declared) or "a variant sets values of variables declared in 'params'",
+            )
+    return chosen, variants[chosen]
 
 
 def resolve_value(

@@ -1,4 +1,4 @@
-"""The pydantic models of a spec's structure (top level and layer entries).
+"""The pydantic models of a spec's structure (top level, blocks and layer entries).
 
 Op attributes are validated by each op's own ``Attrs`` model, looked up in the op
 registry once a layer's ``op`` is known; a layer entry keeps its attributes as extras.
@@ -22,15 +22,33 @@ def _plain(v: Any) -> Any:
     return v
 
 
+def _plain_or_none(v: Any) -> Any:
+    return v if v is None else _plain(v)
+
+
 # Validators are built on first use (defer_build), not at import: the CLI can then
 # tell pydantic that there are no plugins before it would look for them (see cli.py).
+class BlockDef(BaseModel):
+    """A reusable block: layers with parameters, instantiated like an op."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    description: str = ""
+    params: dict[Name, Annotated[Any, AfterValidator(_plain_or_none)]] = {}  # null: required
+    inputs: list[Name] = Field(default=["x"], min_length=1)
+    layers: list[Any] = Field(min_length=1)
+    output: Ref | None = None  # default: the last layer
+
+
 class SpecModel(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
     name: Name | None = None
     description: str = ""
-    inputs: dict[Name, list[Any]] = Field(min_length=1)
     params: dict[Name, Annotated[Any, AfterValidator(_plain)]] = {}
+    variants: dict[Name, dict[Name, Annotated[Any, AfterValidator(_plain)]]] = {}
+    inputs: dict[Name, list[Any]] = Field(min_length=1)
+    blocks: dict[Name, BlockDef] = {}
     layers: list[Any] = Field(min_length=1)
     outputs: list[Ref] | None = Field(default=None, min_length=1)
 
@@ -45,6 +63,8 @@ class LayerEntry(BaseModel):
     inputs: list[Ref] | None = None  # a single name is accepted and made a list
     repeat: Any = 1  # an integer or an expression: checked by the lowering once evaluated
     trainable: StrictBool = True  # no silent "yes" -> True
+    when: Any = True  # a boolean or an expression; false leaves the layer out
+    overrides: dict[int, dict[Name, Any]] | None = None  # block parameters of single instances
 
     @property
     def attrs(self) -> dict[str, Any]:
