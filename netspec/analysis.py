@@ -14,6 +14,7 @@ from netspec.graph.lower import lower
 from netspec.ops import Shape
 from netspec.passes.cost import count_costs
 from netspec.passes.memory import activation_memory
+from netspec.passes.receptive import receptive_fields
 from netspec.passes.shapes import infer_shapes
 from netspec.spec.load import Spec, load_file, load_text
 from netspec.zoo import resolve
@@ -35,6 +36,9 @@ class LayerInfo:
     activation_bytes: int
     line: int
     scope: str = ""
+    receptive_field: tuple[int, int] = (1, 1)  # (h, w) in input pixels
+    effective_stride: tuple[int, int] = (1, 1)  # input pixels between neighbouring outputs
+    count: int = 1  # in a collapsed row: the instances of a repeated block or layer
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,20 +70,63 @@ class Analysis:
                 return info
         raise KeyError(name)
 
+    def rows(self, depth: int | None = None) -> list[LayerInfo]:
+        """The layers, or with ``depth`` one row per name prefix of that many parts:
+        ``depth=1`` gives a row per top-level layer, block or repeat (``layer2``, op
+        ``basic``, ``count`` 4), ``depth=2`` a row per block instance (``layer2.0``), and
+        so on. A row sums the params, MACs, FLOPs and memory of its layers and shows the
+        output shape and receptive field of its last layer."""
+        if depth is None:
+            return list(self.layers)
+        if depth < 1:
+            raise ValueError("depth must be at least 1")
+        members: dict[str, list[LayerInfo]] = {}
+        for info in self.layers:
+            members.setdefault(".".join(info.name.split(".")[:depth]), []).append(info)
+        rows = []
+        for key, group in members.items():
+            if len(group) == 1 and group[0].name == key:
+                rows.append(group[0])
+                continue
+            names = {x.name for x in group}
+            kind = self.graph.groups.get(key)
+            last = group[-1]
+            rows.append(
+                LayerInfo(
+                    name=key,
+                    op=kind.kind if kind else group[0].op,
+                    inputs=tuple(dict.fromkeys(r for x in group for r in x.inputs if r not in names)),
+                    output_shape=last.output_shape,
+                    params=sum(x.params for x in group),
+                    trainable_params=sum(x.trainable_params for x in group),
+                    buffers=sum(x.buffers for x in group),
+                    macs=sum(x.macs for x in group),
+                    flops=sum(x.flops for x in group),
+                    activation_bytes=sum(x.activation_bytes for x in group),
+                    line=group[0].line,
+                    scope=key,
+                    receptive_field=last.receptive_field,
+                    effective_stride=last.effective_stride,
+                    count=kind.count if kind else 1,
+                )
+            )
+        return rows
+
 
 def analyze_graph(graph: Graph) -> Analysis:
     shapes = infer_shapes(graph)
     costs = count_costs(graph, shapes)
     memory = activation_memory(graph, shapes, BYTES_PER_ELEMENT)
+    fields = receptive_fields(graph, shapes)
     layers = []
     sources = set(graph.inputs)
     for node in graph:
-        c, m = costs[node.name], memory[node.name]
+        c, m, rf = costs[node.name], memory[node.name], fields[node.name]
         act = 0 if node.name in sources else m.output_bytes  # layer outputs only
         layers.append(
             LayerInfo(
                 node.name, node.op, node.inputs, shapes[node.name].shape, c.params, c.trainable_params,
-                c.buffers, c.macs, c.flops, act, node.location.line, node.scope,
+                c.buffers, c.macs, c.flops, act, node.location.line, node.scope, rf.size, rf.stride,
             )
         )  # fmt: skip
     params = sum(x.params for x in layers)

@@ -12,8 +12,8 @@ from netspec.analysis import Analysis, Totals
 FORMATS = ("table", "json", "csv", "markdown")
 
 
-def to_dict(a: Analysis) -> dict[str, Any]:
-    """The stable JSON schema (documented in the README)."""
+def to_dict(a: Analysis, depth: int | None = None) -> dict[str, Any]:
+    """The stable JSON schema (documented in the README); ``depth`` collapses blocks."""
     t = a.totals
     return {
         "name": a.name,
@@ -28,9 +28,12 @@ def to_dict(a: Analysis) -> dict[str, Any]:
                 "params": x.params,
                 "macs": x.macs,
                 "flops": x.flops,
+                "receptive_field": list(x.receptive_field),
+                "effective_stride": list(x.effective_stride),
+                "count": x.count,
                 "line": x.line,
             }
-            for x in a.layers
+            for x in a.rows(depth)
         ],
         "totals": {
             "params": t.params,
@@ -45,26 +48,36 @@ def to_dict(a: Analysis) -> dict[str, Any]:
     }
 
 
-def format_analysis(a: Analysis, fmt: str = "table") -> str:
-    return {"table": _table, "json": _json, "csv": _csv, "markdown": _markdown}[fmt](a)
+def format_analysis(a: Analysis, fmt: str = "table", depth: int | None = None) -> str:
+    """``a`` as text; ``depth`` collapses block instances and repeats (see ``Analysis.rows``)."""
+    return {"table": _table, "json": _json, "csv": _csv, "markdown": _markdown}[fmt](a, depth)
 
 
-def _json(a: Analysis) -> str:
-    return json.dumps(to_dict(a), indent=2) + "\n"
+def _json(a: Analysis, depth: int | None) -> str:
+    return json.dumps(to_dict(a, depth), indent=2) + "\n"
 
 
-def _csv(a: Analysis) -> str:
+def _csv(a: Analysis, depth: int | None) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(
-        ["name", "op", "inputs", "output_shape", "params", "trainable_params", "buffers", "macs", "flops", "line"]
-    )
-    for x in a.layers:
-        shape = "x".join(map(str, x.output_shape))
+        ("name", "op", "count", "inputs", "output_shape", "params", "trainable_params", "buffers", "macs", "flops",
+         "receptive_field", "effective_stride", "line")
+    )  # fmt: skip
+    for x in a.rows(depth):
         w.writerow(
-            [x.name, x.op, " ".join(x.inputs), shape, x.params, x.trainable_params, x.buffers, x.macs, x.flops, x.line]
-        )
+            (x.name, x.op, x.count, " ".join(x.inputs), _x(x.output_shape), x.params, x.trainable_params, x.buffers,
+             x.macs, x.flops, _x(x.receptive_field), _x(x.effective_stride), x.line)
+        )  # fmt: skip
     return buf.getvalue()
+
+
+def _x(values: tuple[int, ...]) -> str:
+    return "x".join(map(str, values))
+
+
+def _square(pair: tuple[int, int]) -> str:
+    return str(pair[0]) if pair[0] == pair[1] else _x(pair)
 
 
 def _shape(s: tuple[int, ...]) -> str:
@@ -75,20 +88,22 @@ def _share(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}%" if whole and part else ""
 
 
-def _rows(a: Analysis) -> tuple[list[str], list[list[str]]]:
+def _rows(a: Analysis, depth: int | None) -> tuple[list[str], list[list[str]]]:
     t = a.totals
-    head = ["Layer", "Op", "Output shape", "Params", "Params %", "MACs", "MACs %"]
+    head = ["Layer", "Op", "Output shape", "RF", "Stride", "Params", "Params %", "MACs", "MACs %"]
     rows = [
         [
             x.name,
-            x.op,
+            f"{x.op} x{x.count}" if x.count > 1 else x.op,
             _shape(x.output_shape),
+            _square(x.receptive_field),
+            _square(x.effective_stride),
             f"{x.params:,}" if x.params else "",
             _share(x.params, t.params),
             f"{x.macs:,}" if x.macs else "",
             _share(x.macs, t.macs),
         ]
-        for x in a.layers
+        for x in a.rows(depth)
     ]
     return head, rows
 
@@ -118,10 +133,10 @@ def _totals(t: Totals) -> list[tuple[str, str]]:
     ]
 
 
-def _table(a: Analysis) -> str:
-    head, rows = _rows(a)
+def _table(a: Analysis, depth: int | None) -> str:
+    head, rows = _rows(a, depth)
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    right = {3, 4, 5, 6}
+    right = set(range(3, len(head)))
 
     def line(cells: list[str]) -> str:
         return "  ".join(
@@ -138,8 +153,8 @@ def _table(a: Analysis) -> str:
     return "\n".join(out) + "\n"
 
 
-def _markdown(a: Analysis) -> str:
-    head, rows = _rows(a)
+def _markdown(a: Analysis, depth: int | None) -> str:
+    head, rows = _rows(a, depth)
 
     def esc(c: str) -> str:
         return c.replace("|", "\\|")

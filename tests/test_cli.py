@@ -68,7 +68,10 @@ def test_json_schema() -> None:
     data = json.loads(run("summary", "vgg16_bn", "--format", "json").stdout)
     assert set(data) == {"name", "inputs", "outputs", "layers", "totals"}
     assert data["inputs"] == {"image": [3, 224, 224]}
-    assert set(data["layers"][1]) == {"name", "op", "inputs", "output_shape", "params", "macs", "flops", "line"}
+    assert set(data["layers"][1]) == {
+        *("name", "op", "inputs", "output_shape", "params", "macs", "flops", "line"),
+        *("receptive_field", "effective_stride", "count"),
+    }
     conv = next(x for x in data["layers"] if x["name"] == "conv1_1")
     assert conv == {
         "name": "conv1_1",
@@ -78,6 +81,9 @@ def test_json_schema() -> None:
         "params": 1_792,
         "macs": 86_704_128,
         "flops": 2 * 86_704_128 + 64 * 224 * 224,
+        "receptive_field": [3, 3],
+        "effective_stride": [1, 1],
+        "count": 1,
         "line": 13,
     }
     t = data["totals"]
@@ -101,7 +107,7 @@ def test_csv_and_markdown_agree_with_json() -> None:
     assert [r["name"] for r in rows] == [x["name"] for x in data["layers"]]
     assert sum(int(r["macs"]) for r in rows) == data["totals"]["macs"]
     md = run("summary", "alexnet", "--format", "markdown").stdout
-    assert "| conv1 | conv2d | [N, 64, 55, 55] | 23,296 |" in md
+    assert "| conv1 | conv2d | [N, 64, 55, 55] | 11 | 4 | 23,296 |" in md
     assert "| MACs | 714,188,480 (714.19 M) |" in md
 
 

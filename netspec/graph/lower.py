@@ -385,9 +385,7 @@ class _Lowering:
                 if scope.prefix + ref in self.graph.nodes:  # a dotted name: 'conv.1', 'layer2.0.conv1'
                     return scope.prefix + ref
                 raise SpecError(
-                    f"{what} '{ref}', which is not defined"
-                    if what != "output"
-                    else f"output '{ref}' is not a layer",
+                    f"{what} '{ref}', which is not defined" if what != "output" else f"output '{ref}' is not a layer",
                     loc,
                     hint=did_you_mean(ref, scope.names),
                     layer=layer,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import math
 
-from netspec.ops.base import Attrs, Op, Shape, SizePair, register_op
+from netspec.ops.base import Attrs, Op, Shape, SizePair, Window, register_op
 
 
 class AdaptiveAvgPool2dAttrs(Attrs):
@@ -35,6 +35,14 @@ class AdaptiveAvgPool2d(Op):
         x = ins[0]
         self.need_rank(x, (3,), "an input")
         return (x[0], a.size[0], a.size[1])
+
+    def window(self, a: AdaptiveAvgPool2dAttrs, ins: list[Shape]) -> Window:
+        # PyTorch's windows start every n_in/n_out positions and are up to one longer
+        # than ceil(n_in/n_out) when the sizes do not divide: take the largest.
+        _, h, w = ins[0]
+        kernel = tuple(-(-n // m) + (n % m != 0) for n, m in ((h, a.size[0]), (w, a.size[1])))
+        stride = tuple(max(1, n // m) for n, m in ((h, a.size[0]), (w, a.size[1])))
+        return (kernel, stride, (1, 1))  # type: ignore[return-value]
 
     def flops(self, a: AdaptiveAvgPool2dAttrs, ins: list[Shape], out: Shape) -> int:
         c, h, w = ins[0]

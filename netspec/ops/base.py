@@ -14,6 +14,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict
 from netspec.errors import OpError
 
 Shape = tuple[int, ...]
+#: how an op's output looks at its input, per spatial axis (h, w): (kernel, stride, dilation)
+Window = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
 
 MAX_SIZE = 2**31 - 1  # largest kernel, channel count or spatial size accepted
 
@@ -97,6 +99,16 @@ class Op:
 
     def flops(self, a: Any, ins: list[Shape], out: Shape) -> int:
         return 0
+
+    def window(self, a: Any, ins: list[Shape]) -> Window | None:
+        """The spatial window of each output position, for the receptive field; None for
+        ops that keep positions where they are (pointwise, per-channel, merges)."""
+        return None
+
+    @staticmethod
+    def global_window(x: Shape) -> Window | None:
+        """The window of an op that sees the whole ``[C, H, W]`` input at once."""
+        return ((x[1], x[2]), (x[1], x[2]), (1, 1)) if len(x) == 3 else None
 
     @staticmethod
     def need_rank(shape: Shape, ranks: tuple[int, ...], what: str) -> None:

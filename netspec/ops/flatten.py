@@ -4,7 +4,7 @@ from pydantic import StrictInt
 
 from netspec.errors import OpError
 from netspec.ops._arith import numel
-from netspec.ops.base import Attrs, Op, Shape, register_op
+from netspec.ops.base import Attrs, Op, Shape, Window, register_op
 
 
 class FlattenAttrs(Attrs):
@@ -36,3 +36,7 @@ class Flatten(Op):
                 f"{list(ins[0])} input (axis 0 is the batch; per-sample axes are 1..{rank - 1})"
             )
         return (*full[1:start], numel(full[start : end + 1]), *full[end + 1 :])
+
+    def window(self, a: FlattenAttrs, ins: list[Shape]) -> Window | None:
+        # merging a spatial axis into features lets every output see the whole input
+        return self.global_window(ins[0]) if len(self.shape(a, ins)) < len(ins[0]) else None

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from netspec.ops._arith import numel
-from netspec.ops.base import Attrs, Op, Shape, register_op
+from netspec.ops.base import Attrs, Op, Shape, Window, register_op
 
 
 class GlobalPoolAttrs(Attrs):
@@ -15,6 +15,9 @@ class _GlobalPool(Op):
         x = ins[0]
         self.need_rank(x, (3,), "an input")
         return (x[0],) if a.flatten else (x[0], 1, 1)
+
+    def window(self, a: GlobalPoolAttrs, ins: list[Shape]) -> Window | None:
+        return self.global_window(ins[0])
 
 
 @register_op("global_avgpool")

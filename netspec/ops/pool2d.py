@@ -5,7 +5,7 @@ from typing import Any
 from pydantic import model_validator
 
 from netspec.ops._arith import numel, window_output
-from netspec.ops.base import Attrs, CountPair, Op, Shape, SizePair, register_op
+from netspec.ops.base import Attrs, CountPair, Op, Shape, SizePair, Window, register_op
 
 
 class _PoolAttrs(Attrs):
@@ -42,6 +42,9 @@ class _Pool2d(Op):
         dilation = getattr(a, "dilation", (1, 1))
         h, w = window_output(self.kind, (x[1], x[2]), a.kernel, stride, a.padding, dilation, a.ceil_mode)
         return (x[0], h, w)
+
+    def window(self, a: Any, ins: list[Shape]) -> Window:
+        return (a.kernel, a.stride or a.kernel, getattr(a, "dilation", (1, 1)))
 
 
 @register_op("maxpool2d")

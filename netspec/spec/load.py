@@ -91,6 +91,7 @@ def evaluate_params(spec: Spec, overrides: dict[str, Any]) -> dict[str, Any]:
             )
     chosen, preset = _variant(spec, overrides)
     values: dict[str, Any] = {}
+    at: Path
     for name, raw in declared.items():
         given = name in overrides
         value, at = raw, ("params", name)

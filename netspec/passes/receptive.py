@@ -1,0 +1,44 @@
+"""Receptive field and effective stride of every node, in input pixels.
+
+For an op with a window (kernel k, stride s, dilation d per axis) the field grows by
+``(k - 1) * d * j`` and the effective stride (the distance in input pixels between
+neighbouring outputs) becomes ``j * s``, where ``j`` is the input's effective stride.
+Ops without a window keep positions where they are. Where paths merge (add, concat)
+the node takes the largest field and stride over its inputs: the figures describe the
+widest path, which is what bounds what an output can see.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from netspec.graph.ir import Graph
+from netspec.ops import REGISTRY
+from netspec.passes.shapes import ShapeInfo
+
+
+@dataclass(frozen=True, slots=True)
+class Receptive:
+    size: tuple[int, int]  # receptive field (h, w) in input pixels
+    stride: tuple[int, int]  # effective stride (h, w)
+
+
+_PIXEL = Receptive((1, 1), (1, 1))
+
+
+def receptive_fields(graph: Graph, shapes: dict[str, ShapeInfo]) -> dict[str, Receptive]:
+    out: dict[str, Receptive] = {}
+    for node in graph:
+        if not node.inputs:
+            out[node.name] = _PIXEL
+            continue
+        ins = [out[ref] for ref in node.inputs]
+        size = (max(r.size[0] for r in ins), max(r.size[1] for r in ins))
+        jump = (max(r.stride[0] for r in ins), max(r.stride[1] for r in ins))
+        window = REGISTRY[node.op].window(node.attrs, list(shapes[node.name].input_shapes))
+        if window is not None:
+            (kh, kw), (sh, sw), (dh, dw) = window
+            size = (size[0] + (kh - 1) * dh * jump[0], size[1] + (kw - 1) * dw * jump[1])
+            jump = (jump[0] * sh, jump[1] * sw)
+        out[node.name] = Receptive(size, jump) if len(ins) > 1 or window is not None else ins[0]
+    return out
