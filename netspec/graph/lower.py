@@ -9,8 +9,9 @@ layers see the block's inputs and each other), once every layer is known, so a
 reference may come before the layer it names. A name that refers to a repeated layer
 or block means its last instance; a block instance's name means its output.
 
-``when: false`` leaves a layer out; references to it then mean its (first) input, so
-an optional projection shortcut or an optional stage needs no rewiring.
+``when: false`` leaves a layer out; references to it then mean its (first) input, or
+the layer named by ``otherwise``, so an optional projection shortcut or an optional
+stage needs no rewiring.
 
 Attributes are evaluated (expressions) and validated by the op's own model here, so
 every error can point at the value that caused it.
@@ -188,6 +189,8 @@ class _Lowering:
                 layer=scope.prefix + name,
             )
         if not self.when(scope, at, entry, who, name):
+            if entry.otherwise is not None:
+                refs, locs = (entry.otherwise,), (spec.loc((*at, "otherwise")),)
             scope.names[name] = _Alias(scope, refs[0], locs[0])
             scope.skipped.add(name)
             return name

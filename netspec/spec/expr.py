@@ -40,7 +40,7 @@ _FUNCS: dict[str, Callable[..., Any]] = {
     "ceil": lambda x: math.ceil(x),
     "floor": lambda x: math.floor(x),
     "round": lambda x: round(x),
-    "make_divisible": lambda v, divisor=8, least=None: _make_divisible(v, divisor, least),
+    "make_divisible": lambda v, divisor=8, least=None, limit=0.9: _make_divisible(v, divisor, least, limit),
 }
 _KEYWORDS = {"true": True, "false": False}
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
@@ -53,14 +53,15 @@ _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
-def _make_divisible(v: float, divisor: int = 8, least: int | None = None) -> int:
+def _make_divisible(v: float, divisor: int = 8, least: int | None = None, limit: float = 0.9) -> int:
     """``v`` rounded to the nearest multiple of ``divisor`` (at least ``least``, by
-    default ``divisor``), never more than 10% below ``v``: the channel rounding rule
-    of MobileNet and EfficientNet width multipliers."""
+    default ``divisor``), and one ``divisor`` up if that fell below ``limit * v``: the
+    channel rounding rule of MobileNet and EfficientNet width multipliers (``limit``
+    0 turns the correction off)."""
     if not isinstance(divisor, int) or divisor < 1:
         raise ValueError("make_divisible: the divisor must be a positive integer")
     rounded = max(least if least is not None else divisor, int(v + divisor / 2) // divisor * divisor)
-    return rounded + divisor if rounded < 0.9 * v else rounded
+    return rounded + divisor if rounded < limit * v else rounded
 
 
 class ExprError(Exception):

@@ -64,6 +64,7 @@ class LayerEntry(BaseModel):
     repeat: Any = 1  # an integer or an expression: checked by the lowering once evaluated
     trainable: StrictBool = True  # no silent "yes" -> True
     when: Any = True  # a boolean or an expression; false leaves the layer out
+    otherwise: Ref | None = None  # what references to a left-out layer mean (default: its first input)
     overrides: dict[int, dict[Name, Any]] | None = None  # block parameters of single instances
 
     @property
