@@ -25,8 +25,9 @@ from typing import Any, TypeGuard
 from netspec.errors import Location, SpecError, did_you_mean
 from netspec.graph.ir import Graph, Group, Node, instance_notes
 from netspec.ops import REGISTRY, op_names
-from netspec.ops.base import Attrs, size
+from netspec.ops.base import Attrs, Op, size
 from netspec.ops.input import InputAttrs
+from netspec.spec.expr import is_expression
 from netspec.spec.load import Spec, resolve_value, validate_model
 from netspec.spec.model import BlockDef, LayerEntry
 
@@ -70,6 +71,7 @@ class _Lowering:
         self.graph = Graph(spec.name, spec.path)
         self.graph.description = spec.model.description
         self.validated: dict[tuple[str, Any], Attrs] = {}  # shared attribute models
+        self.static_attrs: dict[int, Attrs] = {}  # by id() of layer entries without expressions
         self.entries: dict[Path, list[LayerEntry]] = {}  # parsed layer lists (a block's, once)
         # nodes whose first input references are still written as in the spec
         self.pending: list[tuple[Node, _Scope]] = []
@@ -188,14 +190,14 @@ class _Lowering:
                 hint=f"add 'inputs: [{', '.join(self.graph.inputs)}]' (or some of them)",
                 layer=scope.prefix + name,
             )
-        if not self.when(scope, at, entry, who, name):
+        if entry.when is not True and not self.when(scope, at, entry, who, name):
             if entry.otherwise is not None:
                 refs, locs = (entry.otherwise,), (spec.loc((*at, "otherwise")),)
             scope.names[name] = _Alias(scope, refs[0], locs[0])
             scope.skipped.add(name)
             return name
         full = scope.prefix + name
-        repeat = _repeat(spec, scope.variables, at, entry, who, full)
+        repeat = 1 if type(entry.repeat) is int and entry.repeat == 1 else _repeat(spec, scope.variables, at, entry, who, full)
         if block is not None:
             self.add_block(scope, at, entry, name, block, refs, locs, repeat)
             return name
@@ -207,17 +209,7 @@ class _Lowering:
             )
         if len(self.graph) + repeat > MAX_NODES:
             raise SpecError(f"{who}: the spec expands to more than {MAX_NODES:,} layers", loc, layer=full)
-        raw_attrs = {
-            k: resolve_value(v, scope.variables, spec.doc, (*at, k), who, scope.prefix + name)
-            for k, v in entry.attrs.items()
-        }
-        # Attribute models are frozen, so layers with equal attributes share one instance
-        # (a deep network repeats a few attribute sets many times).
-        key = (op.name, _frozen(raw_attrs))  # type: ignore[union-attr]
-        attrs = self.validated.get(key)
-        if attrs is None:
-            attrs = validate_model(op.Attrs, raw_attrs, spec.doc, at, "attribute", who + ": ", scope.prefix + name)  # type: ignore[union-attr]
-            self.validated[key] = attrs
+        attrs = self.attrs(scope, at, entry, op, who, full)  # type: ignore[arg-type]
         trainable = scope.trainable and entry.trainable
         for r in range(repeat):
             node_name = f"{full}.{r}" if repeat > 1 else full
@@ -231,6 +223,27 @@ class _Lowering:
             self.graph.groups[full] = Group(op.name, repeat)  # type: ignore[union-attr]
         scope.names[name] = refs[0]
         return name
+
+    def attrs(self, scope: _Scope, at: Path, entry: LayerEntry, op: Op, who: str, full: str) -> Attrs:
+        """The layer's validated attributes. Attribute models are frozen, so layers with
+        equal attributes share one instance (a deep network repeats a few attribute
+        sets many times), and a layer without expressions is validated once however
+        many block instances contain it."""
+        attrs = self.static_attrs.get(id(entry))
+        if attrs is not None:
+            return attrs
+        spec, raw = self.spec, entry.attrs
+        dynamic = any(is_expression(v) or isinstance(v, (list, dict)) for v in raw.values())
+        if dynamic:
+            raw = {k: resolve_value(v, scope.variables, spec.doc, (*at, k), who, full) for k, v in raw.items()}
+        key = (op.name, _frozen(raw))
+        attrs = self.validated.get(key)
+        if attrs is None:
+            attrs = validate_model(op.Attrs, raw, spec.doc, at, "attribute", who + ": ", full)
+            self.validated[key] = attrs
+        if not dynamic:
+            self.static_attrs[id(entry)] = attrs  # entries live as long as self.entries
+        return attrs
 
     def when(self, scope: _Scope, at: Path, entry: LayerEntry, who: str, name: str) -> bool:
         value = resolve_value(entry.when, scope.variables, self.spec.doc, (*at, "when"), who, scope.prefix + name)

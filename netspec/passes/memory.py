@@ -18,20 +18,21 @@ class Memory:
 
 def activation_memory(graph: Graph, shapes: dict[str, ShapeInfo], bytes_per_element: int = 4) -> dict[str, Memory]:
     last_use: dict[str, int] = {}
-    order = list(graph.nodes)
     for i, node in enumerate(graph):
         for ref in node.inputs:
             last_use[ref] = i
     keep = set(graph.outputs)
+    sizes = {name: numel(info.shape) * bytes_per_element for name, info in shapes.items()}
     out: dict[str, Memory] = {}
     live = 0
-    for i, name in enumerate(order):
-        size = numel(shapes[name].shape) * bytes_per_element
+    for i, node in enumerate(graph):
+        name = node.name
+        size = sizes[name]
         live += size
         out[name] = Memory(size, live)
-        for ref in set(graph.nodes[name].inputs):
+        for ref in set(node.inputs) if len(node.inputs) > 1 else node.inputs:
             if last_use[ref] == i and ref not in keep:
-                live -= numel(shapes[ref].shape) * bytes_per_element
+                live -= sizes[ref]
         if name not in last_use and name not in keep:
             live -= size  # a dead end: freed at once
     return out

@@ -29,16 +29,24 @@ _PIXEL = Receptive((1, 1), (1, 1))
 def receptive_fields(graph: Graph, shapes: dict[str, ShapeInfo]) -> dict[str, Receptive]:
     out: dict[str, Receptive] = {}
     for node in graph:
-        if not node.inputs:
+        refs = node.inputs
+        if not refs:
             out[node.name] = _PIXEL
             continue
-        ins = [out[ref] for ref in node.inputs]
-        size = (max(r.size[0] for r in ins), max(r.size[1] for r in ins))
-        jump = (max(r.stride[0] for r in ins), max(r.stride[1] for r in ins))
         window = REGISTRY[node.op].window(node.attrs, list(shapes[node.name].input_shapes))
+        if len(refs) == 1:
+            field = out[refs[0]]
+            if window is None:  # most layers: nothing changes
+                out[node.name] = field
+                continue
+            size, jump = field.size, field.stride
+        else:
+            ins = [out[ref] for ref in refs]
+            size = (max(r.size[0] for r in ins), max(r.size[1] for r in ins))
+            jump = (max(r.stride[0] for r in ins), max(r.stride[1] for r in ins))
         if window is not None:
             (kh, kw), (sh, sw), (dh, dw) = window
             size = (size[0] + (kh - 1) * dh * jump[0], size[1] + (kw - 1) * dw * jump[1])
             jump = (jump[0] * sh, jump[1] * sw)
-        out[node.name] = Receptive(size, jump) if len(ins) > 1 or window is not None else ins[0]
+        out[node.name] = Receptive(size, jump)
     return out

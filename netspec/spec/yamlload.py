@@ -41,6 +41,7 @@ class Document:
     key_locs: dict[Path, tuple[int, int]] = field(default_factory=dict)
     #: the column where the text of each one-line expression starts (after a quote)
     text_cols: dict[Path, int] = field(default_factory=dict)
+    _cache: dict[Path, Location] = field(default_factory=dict, repr=False)  # loc() results
 
     def loc(self, path: Path = (), *, key: bool = False) -> Location:
         """Location of the value at ``path`` (of its key with ``key=True``).
@@ -51,11 +52,13 @@ class Document:
         p = tuple(path)
         if key and p in self.key_locs:
             return Location(self.path, *self.key_locs[p])
-        while p:
-            if p in self.locs:
-                return Location(self.path, *self.locs[p])
-            p = p[:-1]
-        return Location(self.path, *self.locs.get((), (1, 1)))
+        found = self._cache.get(p)
+        if found is None:
+            q = p
+            while q and q not in self.locs:
+                q = q[:-1]
+            found = self._cache[p] = Location(self.path, *self.locs.get(q, (1, 1)))
+        return found
 
     def text_loc(self, path: Path, offset: int) -> Location:
         """Location of character ``offset`` of the string at ``path`` (for expressions);
