@@ -434,10 +434,6 @@ def test_when_true_keeps_the_layer() -> None:
     assert a.outputs == ["maybe"]
 
 
-@pytest.mark.xfail(
-    reason="with no 'outputs', a left-out last layer leaves the graph with no outputs at all",
-    strict=True,
-)
 def test_when_false_on_the_last_layer_makes_its_input_the_output() -> None:
     a = analyze_yaml("""
         inputs: {x: [3]}
@@ -1209,11 +1205,6 @@ def test_unknown_variant_from_the_caller_names_the_known_ones() -> None:
 # --- behaviours a demanding user would expect (to be fixed in netspec) --------------
 
 
-@pytest.mark.xfail(
-    reason="the error about a left-out layer that refers to itself names the layer that reads it "
-    "in SpecError.layer ('b'), not the faulty layer 'a'",
-    strict=True,
-)
 def test_a_left_out_layer_that_refers_to_itself_is_the_layer_at_fault() -> None:
     e = error_of(
         spec(
@@ -1226,7 +1217,6 @@ def test_a_left_out_layer_that_refers_to_itself_is_the_layer_at_fault() -> None:
     assert_layer(e, "a")
 
 
-@pytest.mark.xfail(reason="with explicit 'outputs' all left out, the graph silently has no outputs", strict=True)
 def test_every_output_left_out_is_an_error() -> None:
     e = error_of(
         spec(
@@ -1241,11 +1231,6 @@ def test_every_output_left_out_is_an_error() -> None:
     assert_says(e, "aux")
 
 
-@pytest.mark.xfail(
-    reason="an output naming a left-out layer inside an instance ('blk.aux') is an error "
-    "(\"output 'blk.aux' is not a layer\"), not dropped like a top-level optional output",
-    strict=True,
-)
 def test_optional_output_inside_a_block_instance_is_dropped() -> None:
     a = analyze_yaml("""
         params: {aux: false}
@@ -1262,11 +1247,6 @@ def test_optional_output_inside_a_block_instance_is_dropped() -> None:
     assert a.outputs == ["blk.main"]
 
 
-@pytest.mark.xfail(
-    reason="a dotted reference to a left-out layer of an instance ('blk.aux') is 'not defined' "
-    "instead of meaning the left-out layer's first input",
-    strict=True,
-)
 def test_dotted_reference_to_a_left_out_layer_means_its_input() -> None:
     a = analyze_yaml("""
         inputs: {x: [2]}
@@ -1282,10 +1262,6 @@ def test_dotted_reference_to_a_left_out_layer_means_its_input() -> None:
     assert a.layer("t").inputs == ("blk.main",)
 
 
-@pytest.mark.xfail(
-    reason="two keys naming the same instance ('2' and '-1') set the same parameter: the last silently wins",
-    strict=True,
-)
 def test_overrides_setting_one_parameter_twice_for_one_instance_is_an_error() -> None:
     e = error_of(
         spec(
@@ -1303,11 +1279,6 @@ def test_overrides_setting_one_parameter_twice_for_one_instance_is_an_error() ->
     assert_layer(e, "s")
 
 
-@pytest.mark.xfail(
-    reason="a block parameter named like a layer key (repeat, when, name, inputs, trainable, overrides) "
-    "can never be given: the layer key takes the value, and the block reports it missing or keeps its default",
-    strict=True,
-)
 @pytest.mark.parametrize(
     ("key", "value"),
     [("repeat", "2"), ("when", "true"), ("name", "n1"), ("inputs", "x"), ("trainable", "false"), ("overrides", "{}")],
@@ -1328,12 +1299,6 @@ def test_a_block_parameter_named_like_a_layer_key_is_refused_where_declared(key:
     assert_says(e, f"'{key}'")
 
 
-@pytest.mark.xfail(
-    reason="a block parameter default that uses a later parameter says only \"undefined variable '$later'\" "
-    "(hint: \"variables defined in 'params': none\") and sets no SpecError.layer; spec params say "
-    "'defined after it'",
-    strict=True,
-)
 def test_a_block_parameter_default_using_a_later_parameter() -> None:
     e = error_of(
         spec(
@@ -1351,10 +1316,6 @@ def test_a_block_parameter_default_using_a_later_parameter() -> None:
     assert_layer(e, "s")
 
 
-@pytest.mark.xfail(
-    reason="a block that refers to a top-level layer gets no hint that blocks see only their inputs and own layers",
-    strict=True,
-)
 def test_a_reference_to_a_top_level_layer_from_a_block_explains_scoping() -> None:
     e = error_of(
         spec(
@@ -1389,11 +1350,6 @@ def test_a_cycle_through_instances_points_at_the_instance_reference() -> None:
     assert_at(e, 5, 32)
 
 
-@pytest.mark.xfail(
-    reason="an expression with a comma in a flow mapping is cut by YAML ('make_divisible(20 * $w' "
-    "ends too early) and the error gives no hint to quote it",
-    strict=True,
-)
 def test_a_function_call_cut_by_a_flow_mapping_comma_hints_to_quote_it() -> None:
     e = error_of(
         spec(
@@ -1408,11 +1364,6 @@ def test_a_function_call_cut_by_a_flow_mapping_comma_hints_to_quote_it() -> None
     assert e.hint is not None and "quote" in e.hint, e.format()
 
 
-@pytest.mark.xfail(
-    reason="'out: 32 * $width // 8' with a float width gives 2.0 and the error advises "
-    "'use // for integer division', which the expression already does",
-    strict=True,
-)
 def test_a_float_channel_count_after_floor_division_gets_useful_advice() -> None:
     e = error_of(
         spec(

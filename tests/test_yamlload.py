@@ -30,8 +30,9 @@ def test_values_and_keys_have_their_locations() -> None:
 
 
 def test_scalar_types_follow_yaml() -> None:
-    data = parse_yaml("a: 3\nb: 2.5\nc: true\nd: null\ne: '3'\nf: same\ng: 1e3\n").data
-    assert data == {"a": 3, "b": 2.5, "c": True, "d": None, "e": "3", "f": "same", "g": "1e3"}
+    data = parse_yaml("a: 3\nb: 2.5\nc: true\nd: null\ne: '3'\nf: same\ng: 1e3\nh: 1e-5\ni: '1e-5'\n").data
+    # exponents without a dot are floats as in YAML 1.2 (YAML 1.1 would keep '1e-5' a string)
+    assert data == {"a": 3, "b": 2.5, "c": True, "d": None, "e": "3", "f": "same", "g": 1000.0, "h": 1e-5, "i": "1e-5"}
     assert type(data["a"]) is int and type(data["c"]) is bool
 
 

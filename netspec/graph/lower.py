@@ -27,7 +27,7 @@ from netspec.graph.ir import Graph, Group, Node, instance_notes
 from netspec.ops import REGISTRY, op_names
 from netspec.ops.base import Attrs, Op, size
 from netspec.ops.input import InputAttrs
-from netspec.spec.expr import is_expression
+from netspec.spec.expr import is_expression, variables_in
 from netspec.spec.load import Spec, resolve_value, validate_model
 from netspec.spec.model import BlockDef, LayerEntry
 
@@ -59,6 +59,7 @@ class _Scope:
     trainable: bool = True
     names: dict[str, str | _Alias] = field(default_factory=dict)  # local name -> node name or alias
     skipped: set[str] = field(default_factory=set)  # layers left out by 'when'
+    children: dict[str, _Scope] = field(default_factory=dict)  # block instance name -> its scope
 
 
 def lower(spec: Spec) -> Graph:
@@ -95,23 +96,40 @@ class _Lowering:
                 self.resolve(scope, ref, node.input_locations[k], f"layer '{node.name}' takes input", node.name)
                 for k, ref in enumerate(node.inputs)
             )
-        outputs: list[str] = []
-        for k, out in enumerate(spec.model.outputs or [last]):
-            if out not in top.skipped:  # an optional output that is switched off
-                at = spec.loc(("outputs", k)) if spec.model.outputs else graph.nodes[graph.inputs[0]].location
-                outputs.append(self.resolve(top, out, at, "output"))
+        if spec.model.outputs is None:
+            outputs = [self.resolve(top, last, spec.loc(("layers",)), "output")]
+        else:
+            outputs = [
+                self.resolve(top, out, spec.loc(("outputs", k)), "output")
+                for k, out in enumerate(spec.model.outputs)
+                if not self.left_out(top, out)  # an optional output that is switched off
+            ]
+            if not outputs:
+                raise SpecError(
+                    f"every layer named in 'outputs' ({', '.join(spec.model.outputs)}) is left out ('when'), "
+                    "so the model has no output",
+                    spec.loc(("outputs", 0)),
+                    hint="keep at least one output switched on",
+                )
         graph.outputs = list(dict.fromkeys(outputs))
         graph.validate()
         return graph
 
     def check_blocks(self) -> None:
-        for name in self.spec.model.blocks:
+        for name, block in self.spec.model.blocks.items():
             if name in REGISTRY:
                 raise SpecError(
                     f"block '{name}' has the name of an op",
                     self.spec.loc(("blocks", name), key=True),
                     hint="rename the block (ops and blocks share the 'op' key of a layer)",
                 )
+            for param in block.params:
+                if param in LayerEntry.model_fields:
+                    raise SpecError(
+                        f"block '{name}': parameter '{param}' has the name of a layer key, so it could not be given",
+                        self.spec.loc(("blocks", name, "params", param), key=True),
+                        hint=f"rename it (a layer's own keys are {', '.join(LayerEntry.model_fields)})",
+                    )
 
     def check_total(self, entries: list[LayerEntry]) -> None:
         """Refuse a spec whose top-level layers alone (a block counted by its own layers,
@@ -197,7 +215,11 @@ class _Lowering:
             scope.skipped.add(name)
             return name
         full = scope.prefix + name
-        repeat = 1 if type(entry.repeat) is int and entry.repeat == 1 else _repeat(spec, scope.variables, at, entry, who, full)
+        repeat = (
+            1
+            if type(entry.repeat) is int and entry.repeat == 1
+            else _repeat(spec, scope.variables, at, entry, who, full)
+        )
         if block is not None:
             self.add_block(scope, at, entry, name, block, refs, locs, repeat)
             return name
@@ -323,6 +345,7 @@ class _Lowering:
                     hint=did_you_mean(out, inner.names),
                 )
             scope.names[inst] = _Alias(inner, out, loc)
+            scope.children[inst] = inner
             self.graph.groups[scope.prefix + inst] = Group(bname, 1)
             outputs.append(inst)
         if repeat > 1:
@@ -360,7 +383,16 @@ class _Lowering:
                 for k, v in values.items()
             }
             self.check_params(block, entry.op, given, who, full)
-            result.setdefault(index % repeat, {}).update(given)
+            instance = result.setdefault(index % repeat, {})
+            for key in given:
+                if key in instance:
+                    raise SpecError(
+                        f"{who}: 'overrides' sets '{key}' of instance {index % repeat} twice",
+                        self.spec.loc(path, key=True),
+                        hint="give each instance's parameters under one index",
+                        layer=full,
+                    )
+            instance.update(given)
         return result
 
     def block_variables(
@@ -375,9 +407,24 @@ class _Lowering:
         """The variables inside one instance: the spec's, then the block's parameters
         (given, or their defaults, which may use the parameters before them)."""
         variables = dict(self.spec.variables)
+        done: set[str] = set()
         for pname, default in block.params.items():
+            done.add(pname)
+            later = (
+                [v for v in variables_in(default) if v in block.params and v not in done]
+                if is_expression(default)
+                else []
+            )
             if pname in given:
                 variables[pname] = given[pname][0]
+            elif later:
+                raise SpecError(
+                    f"{who}: block parameter '{pname}' uses "
+                    + ("itself" if later[0] == pname else f"'${later[0]}', which is defined after it"),
+                    self.spec.loc(("blocks", bname, "params", pname)),
+                    hint="a parameter's default may use only the parameters written before it",
+                    layer=who.split("'")[1],
+                )
             elif default is None:
                 raise SpecError(
                     f"{who}: missing block parameter '{pname}'",
@@ -390,25 +437,49 @@ class _Lowering:
                 variables[pname] = resolve_value(default, variables, self.spec.doc, path, who)
         return variables
 
+    @staticmethod
+    def find(scope: _Scope, ref: str) -> tuple[_Scope, str]:
+        """The scope a dotted reference into a block instance (``layer2.0.conv1``) lives
+        in, and the local name there."""
+        while ref not in scope.names and "." in ref:
+            parts = ref.split(".")
+            for k in range(len(parts) - 1, 0, -1):
+                child = scope.children.get(".".join(parts[:k]))
+                if child is not None:
+                    scope, ref = child, ".".join(parts[k:])
+                    break
+            else:
+                break
+        return scope, ref
+
+    def left_out(self, scope: _Scope, ref: str) -> bool:
+        inner, local = self.find(scope, ref)
+        return local in inner.skipped
+
     def resolve(self, scope: _Scope, ref: str, loc: Location, what: str, layer: str | None = None) -> str:
         """The node a reference written in ``scope`` names (following aliases)."""
         seen: set[tuple[int, str]] = set()
+        home = scope
         while True:
+            scope, ref = self.find(scope, ref)
             target = scope.names.get(ref)
             if isinstance(target, str):
                 return target
             if target is None:
-                if scope.prefix + ref in self.graph.nodes:  # a dotted name: 'conv.1', 'layer2.0.conv1'
+                if scope.prefix + ref in self.graph.nodes:  # a repeated layer's copy: 'conv.1'
                     return scope.prefix + ref
+                hint = did_you_mean(ref, scope.names)
+                if hint is None and scope is home and home.callers:
+                    hint = "a block sees only its inputs and its own layers: pass the layer to it as an input"
                 raise SpecError(
                     f"{what} '{ref}', which is not defined" if what != "output" else f"output '{ref}' is not a layer",
                     loc,
-                    hint=did_you_mean(ref, scope.names),
+                    hint=hint,
                     layer=layer,
                     notes=instance_notes(scope.callers),
                 )
             if (id(scope), ref) in seen:
-                raise SpecError(f"'{ref}' is left out ('when') and refers to itself", loc, layer=layer)
+                raise SpecError(f"'{ref}' is left out ('when') and refers to itself", loc, layer=scope.prefix + ref)
             seen.add((id(scope), ref))
             scope, ref, loc = target.scope, target.ref, target.location
 

@@ -34,7 +34,9 @@ class NoAttrs(Attrs):
 def _int(v: Any, what: str, minimum: int) -> int:
     if isinstance(v, bool) or not isinstance(v, int):
         if isinstance(v, float) and v.is_integer():
-            raise ValueError(f"expected {what}, got {v!r} (a float; use // for integer division)")
+            raise ValueError(
+                f"expected {what}, got {v!r} (a float: make it whole with floor(), ceil() or round(), or divide integers with //)"
+            )
         raise ValueError(f"expected {what}, got {v!r}")
     if v < minimum:
         raise ValueError(f"expected {what}, got {v}")

@@ -5,7 +5,8 @@ For an op with a window (kernel k, stride s, dilation d per axis) the field grow
 neighbouring outputs) becomes ``j * s``, where ``j`` is the input's effective stride.
 Ops without a window keep positions where they are. Where paths merge (add, concat)
 the node takes the largest field and stride over its inputs: the figures describe the
-widest path, which is what bounds what an output can see.
+widest path, which is what bounds what an output can see. Inputs broadcast to the
+output's size (a channel gate) are left out of the merge.
 """
 
 from __future__ import annotations
@@ -41,7 +42,11 @@ def receptive_fields(graph: Graph, shapes: dict[str, ShapeInfo]) -> dict[str, Re
                 continue
             size, jump = field.size, field.stride
         else:
-            ins = [out[ref] for ref in refs]
+            # A broadcast input (the [C, 1, 1] gate of squeeze-and-excitation) scales
+            # features without moving them: only full-size inputs place the output.
+            info = shapes[node.name]
+            full = [r for r, s in zip(refs, info.input_shapes) if s[1:] == info.shape[1:]] or refs
+            ins = [out[ref] for ref in full]
             size = (max(r.size[0] for r in ins), max(r.size[1] for r in ins))
             jump = (max(r.stride[0] for r in ins), max(r.stride[1] for r in ins))
         if window is not None:

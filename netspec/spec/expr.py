@@ -123,7 +123,12 @@ class _Parser:
     def take(self, value: str | None = None) -> tuple[str, str, int]:
         tok = self.peek()
         if tok is None:
-            raise ExprError(f"expression '{self.text}' ends too early", len(self.text))
+            hint = None
+            if self.text.count("(") > self.text.count(")"):
+                hint = (
+                    "inside a {...} mapping, YAML cuts a value at a comma: quote the expression, e.g. 'max(1, $c // 4)'"
+                )
+            raise ExprError(f"expression '{self.text}' ends too early", len(self.text), hint)
         if value is not None and tok[1] != value:
             raise ExprError(f"expected '{value}' in expression '{self.text}'", tok[2])
         self.i += 1

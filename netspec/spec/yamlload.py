@@ -12,6 +12,7 @@ the parser's event stream, without recursion, so that:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -227,8 +228,14 @@ def _scalar(event: Any, resolver: Any, ctor: Any, cache: dict[tuple[str, Any], A
     # An untagged scalar's value depends on its text only, and specs repeat a few texts.
     key = (event.value, event.implicit)
     if key not in cache:
-        cache[key] = _construct(resolver.resolve(yaml.ScalarNode, event.value, event.implicit), event, ctor)
+        tag = resolver.resolve(yaml.ScalarNode, event.value, event.implicit)
+        if tag == _Y + "str" and event.implicit[0] and _FLOAT_12.match(event.value):
+            tag = _Y + "float"  # '1e-5': a float in YAML 1.2 and to every reader, a string in YAML 1.1
+        cache[key] = _construct(tag, event, ctor)
     return cache[key]
+
+
+_FLOAT_12 = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 
 
 def _construct(tag: str, event: Any, ctor: Any) -> Any:
