@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from netspec.graph.ir import Graph
 from netspec.graph.lower import lower
@@ -22,8 +22,7 @@ from netspec.zoo import resolve
 BYTES_PER_ELEMENT = 4  # float32
 
 
-@dataclass(frozen=True, slots=True)
-class LayerInfo:
+class LayerInfo(NamedTuple):
     name: str
     op: str
     inputs: tuple[str, ...]
@@ -38,7 +37,7 @@ class LayerInfo:
     scope: str = ""
     receptive_field: tuple[int, int] = (1, 1)  # (h, w) in input pixels
     effective_stride: tuple[int, int] = (1, 1)  # input pixels between neighbouring outputs
-    count: int = 1  # in a collapsed row: the instances of a repeated block or layer
+    instances: int = 1  # in a collapsed row: the instances of a repeated block or layer
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +72,7 @@ class Analysis:
     def rows(self, depth: int | None = None) -> list[LayerInfo]:
         """The layers, or with ``depth`` one row per name prefix of that many parts:
         ``depth=1`` gives a row per top-level layer, block or repeat (``layer2``, op
-        ``basic``, ``count`` 4), ``depth=2`` a row per block instance (``layer2.0``), and
+        ``basic``, ``instances`` 4), ``depth=2`` a row per block instance (``layer2.0``), and
         so on. A row sums the params, MACs, FLOPs and memory of its layers and shows the
         output shape and receptive field of its last layer."""
         if depth is None:
@@ -107,7 +106,7 @@ class Analysis:
                     scope=key,
                     receptive_field=last.receptive_field,
                     effective_stride=last.effective_stride,
-                    count=kind.count if kind else 1,
+                    instances=kind.repeat if kind else 1,
                 )
             )
         return rows

@@ -30,7 +30,7 @@ def to_dict(a: Analysis, depth: int | None = None) -> dict[str, Any]:
                 "flops": x.flops,
                 "receptive_field": list(x.receptive_field),
                 "effective_stride": list(x.effective_stride),
-                "count": x.count,
+                "count": x.instances,
                 "line": x.line,
             }
             for x in a.rows(depth)
@@ -66,7 +66,7 @@ def _csv(a: Analysis, depth: int | None) -> str:
     )  # fmt: skip
     for x in a.rows(depth):
         w.writerow(
-            (x.name, x.op, x.count, " ".join(x.inputs), _x(x.output_shape), x.params, x.trainable_params, x.buffers,
+            (x.name, x.op, x.instances, " ".join(x.inputs), _x(x.output_shape), x.params, x.trainable_params, x.buffers,
              x.macs, x.flops, _x(x.receptive_field), _x(x.effective_stride), x.line)
         )  # fmt: skip
     return buf.getvalue()
@@ -94,7 +94,7 @@ def _rows(a: Analysis, depth: int | None) -> tuple[list[str], list[list[str]]]:
     rows = [
         [
             x.name,
-            f"{x.op} x{x.count}" if x.count > 1 else x.op,
+            f"{x.op} x{x.instances}" if x.instances > 1 else x.op,
             _shape(x.output_shape),
             _square(x.receptive_field),
             _square(x.effective_stride),

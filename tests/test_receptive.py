@@ -65,7 +65,7 @@ def test_global_pooling_sees_everything() -> None:
 def test_depth_collapses_blocks_and_keeps_the_totals() -> None:
     a = netspec.analyze("resnet18")
     stages = {x.name: x for x in a.rows(1)}
-    assert [stages[f"layer{i}"].count for i in range(1, 5)] == [2, 2, 2, 2]
+    assert [stages[f"layer{i}"].instances for i in range(1, 5)] == [2, 2, 2, 2]
     assert stages["layer2"].op == "basic"
     assert stages["layer2"].output_shape == (128, 28, 28)
     assert stages["layer2"].params == sum(x.params for x in a.layers if x.name.startswith("layer2."))
@@ -82,7 +82,7 @@ def test_depth_collapses_blocks_and_keeps_the_totals() -> None:
 def test_depth_collapses_plain_repeats() -> None:
     a = netspec.analyze_text(HEAD + "layers:\n  - {op: conv2d, name: c, out: 3, kernel: 3, padding: 1, repeat: 4}\n")
     (row,) = [x for x in a.rows(1) if x.name == "c"]
-    assert (row.op, row.count, row.params) == ("conv2d", 4, 4 * (3 * 3 * 9 + 3))
+    assert (row.op, row.instances, row.params) == ("conv2d", 4, 4 * (3 * 3 * 9 + 3))
 
 
 def test_cli_depth_option() -> None:

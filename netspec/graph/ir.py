@@ -14,7 +14,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from netspec.errors import Location, SpecError, did_you_mean
 
@@ -34,13 +34,12 @@ class Node:
     callers: tuple[tuple[str, Location], ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Group:
+class Group(NamedTuple):
     """What a name prefix of several nodes stands for: a block instance (``layer2.0``,
-    ``kind`` the block's name), or a repeat (``layer2``, ``conv``) of ``count`` copies."""
+    ``kind`` the block's name), or a repeat (``layer2``, ``conv``) of ``repeat`` copies."""
 
     kind: str
-    count: int = 1
+    repeat: int = 1
 
 
 def instance_notes(callers: tuple[tuple[str, Location], ...]) -> list[str]:
@@ -103,6 +102,13 @@ class Graph:
         self._toposort()
 
     def _toposort(self) -> None:
+        seen: set[str] = set()
+        for name, node in self.nodes.items():  # usually already in order: check that first
+            if not seen.issuperset(node.inputs):
+                break
+            seen.add(name)
+        else:
+            return
         indeg = {name: len(set(n.inputs)) for name, n in self.nodes.items()}
         users: dict[str, list[str]] = {name: [] for name in self.nodes}
         for node in self.nodes.values():

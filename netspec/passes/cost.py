@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from netspec.errors import OpError
 from netspec.graph.ir import Graph
@@ -10,8 +10,7 @@ from netspec.ops import REGISTRY
 from netspec.passes.shapes import ShapeInfo, layer_error
 
 
-@dataclass(frozen=True, slots=True)
-class Cost:
+class Cost(NamedTuple):
     params: int
     trainable_params: int
     buffers: int

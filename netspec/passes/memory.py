@@ -3,15 +3,14 @@ at once when the graph runs in order and frees each tensor after its last use.""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from netspec.graph.ir import Graph
 from netspec.ops._arith import numel
 from netspec.passes.shapes import ShapeInfo
 
 
-@dataclass(frozen=True, slots=True)
-class Memory:
+class Memory(NamedTuple):
     output_bytes: int
     live_bytes: int  # bytes alive while this node runs (its inputs still held, its output made)
 

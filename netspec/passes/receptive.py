@@ -11,15 +11,14 @@ output's size (a channel gate) are left out of the merge.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from netspec.graph.ir import Graph
 from netspec.ops import REGISTRY
 from netspec.passes.shapes import ShapeInfo
 
 
-@dataclass(frozen=True, slots=True)
-class Receptive:
+class Receptive(NamedTuple):
     size: tuple[int, int]  # receptive field (h, w) in input pixels
     stride: tuple[int, int]  # effective stride (h, w)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from netspec.errors import OpError, SpecError
 from netspec.graph.ir import Graph, Node, instance_notes
@@ -12,8 +12,7 @@ from netspec.ops._arith import fmt_shape, numel
 MAX_ELEMENTS = 2**40  # per-sample elements of one tensor
 
 
-@dataclass(frozen=True, slots=True)
-class ShapeInfo:
+class ShapeInfo(NamedTuple):
     shape: Shape
     input_shapes: tuple[Shape, ...]
 
