@@ -11,11 +11,16 @@ Both run as whole processes, started the same way from the same interpreter:
 Each is run once to warm the file cache and the bytecode cache (``PYTHONDONTWRITEBYTECODE``
 is unset for the runs unless ``--keep-env``, as an installed package has its .pyc
 files), then ``--runs`` times; the median and the minimum are printed. Targets: netspec <= 0.5 s and torchinfo / netspec >= 10x.
+
+With ``--zoo NAME,NAME`` (default ``densenet201,resnet152``, the largest built-in specs
+by layer count) it also times ``python -m netspec summary NAME`` for those built-in
+specs, the same way and in the same interleaved runs, against the same 0.5 s target each.
+
 Missing a target is reported, not a failure (unless ``--strict``): the exit status is
 non-zero only when a process fails or torchinfo's parameter total differs from
 netspec's.
 
-    python benchmarks/bench_summary.py [--runs 7]
+    python benchmarks/bench_summary.py [--runs 7] [--zoo densenet201,resnet152]
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = "specs/vgg16.yaml"
+ZOO = "densenet201,resnet152"
 TARGET_S = 0.5
 TARGET_RATIO = 10.0
 PEER_MARK = "PEER_TOTALS "
@@ -149,6 +155,12 @@ def main() -> int:
         action="store_true",
         help="leave PYTHONDONTWRITEBYTECODE as it is (by default it is unset for the runs, as Python caches bytecode normally)",
     )
+    p.add_argument(
+        "--zoo",
+        default=ZOO,
+        help="comma-separated built-in specs whose 'netspec summary NAME' is timed too, each against "
+        f"the {TARGET_S} s target; '' for none (default: %(default)s)",
+    )
     p.add_argument("--strict", action="store_true", help="also exit 1 when a time target is missed")
     p.add_argument("--peer", action="store_true", help=argparse.SUPPRESS)  # be the torchinfo process
     args = p.parse_args()
@@ -156,6 +168,9 @@ def main() -> int:
         return peer()
     if args.runs < 1:
         p.error("--runs must be at least 1")
+    zoo = list(dict.fromkeys(z.strip() for z in args.zoo.split(",") if z.strip()))
+    if bad := [z for z in zoo if "/" in z or z.endswith((".yaml", ".yml"))]:
+        p.error(f"--zoo takes names of built-in specs ('netspec zoo' lists them), got {', '.join(bad)}")
 
     py = sys.executable
     netspec_cmd = [py, "-m", "netspec", "summary", SPEC]
@@ -172,6 +187,8 @@ def main() -> int:
     missing = [m for m in ("torch", "torchinfo") if importlib.util.find_spec(m) is None]
     if not missing:
         cmds["peer"] = peer_cmd
+    for name in zoo:
+        cmds[f"zoo:{name}"] = [py, "-m", "netspec", "summary", name]
     try:
         ns_json = json.loads(run([*netspec_cmd, "--format", "json"], env)[1])["totals"]
         shares = import_shares(netspec_cmd, env)
@@ -212,6 +229,11 @@ def main() -> int:
         if not same:
             failures.append("torchinfo's total params differ from netspec's")
 
+    if zoo:
+        print("\nbuilt-in specs (--zoo), same runs:")
+        for name in zoo:
+            show(f"netspec summary {name}", times[f"zoo:{name}"])
+
     print()
     missed = ns > TARGET_S
     print(f"target: netspec <= {TARGET_S} s: median {ns:.3f} s  {'MISSED' if missed else 'OK'}")
@@ -219,6 +241,11 @@ def main() -> int:
         low = ratio < TARGET_RATIO
         missed |= low
         print(f"target: torchinfo / netspec >= {TARGET_RATIO:g}x: {ratio:.1f}x  {'MISSED' if low else 'OK'}")
+    for name in zoo:
+        med = statistics.median(times[f"zoo:{name}"])
+        slow = med > TARGET_S
+        missed |= slow
+        print(f"target: netspec summary {name} <= {TARGET_S} s: median {med:.3f} s  {'MISSED' if slow else 'OK'}")
 
     if failures:
         print("\nFAILED: " + "; ".join(failures))
