@@ -116,6 +116,11 @@ def test_table_matches_the_golden_file() -> None:
     assert r.stdout == (REPO / "tests" / "golden" / "lenet5.txt").read_text()
 
 
+def test_collapsed_table_matches_the_golden_file() -> None:
+    r = run("summary", "specs/resnet18.yaml", "--depth", "2")
+    assert r.stdout == (REPO / "tests" / "golden" / "resnet18_depth2.txt").read_text()
+
+
 def test_json_matches_the_golden_file() -> None:
     r = run("summary", "alexnet_paper", "--format", "json")
     assert json.loads(r.stdout) == json.loads((REPO / "tests" / "golden" / "alexnet_paper.json").read_text())
