@@ -48,6 +48,13 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("summary", help="per-layer table of shapes, parameters and MACs")
     s.add_argument("spec", help="a spec file, or the name of a built-in spec (see 'netspec zoo')")
     s.add_argument("--format", "-f", choices=FORMATS, default="table")
+    s.add_argument(
+        "--depth",
+        "-d",
+        type=_depth,
+        metavar="N",
+        help="collapse blocks: one row per name prefix of N parts (1: per stage, 2: per block instance)",
+    )
     with_set(s)
 
     c = sub.add_parser("check", help="validate specs (exit 2 if any has an error)")
@@ -56,7 +63,24 @@ def _parser() -> argparse.ArgumentParser:
 
     z = sub.add_parser("zoo", help="list the built-in specs with their parameters and MACs")
     z.add_argument("--format", "-f", choices=("table", "json"), default="table")
+
+    k = sub.add_parser("compile", help="write standalone PyTorch source (.py) or an initialised state_dict (.pt)")
+    k.add_argument("spec", help="a spec file, or the name of a built-in spec")
+    k.add_argument(
+        "-o", "--output", metavar="FILE", help="model.py (source) or model.pt (state_dict); default: source to stdout"
+    )
+    k.add_argument("--init", choices=("torchvision", "pytorch"), default="torchvision", help="weight initialisation")
+    k.add_argument("--weights", metavar="CKPT", help="load this state_dict (keys by name, else by order and shape)")
+    k.add_argument("--device", help="build on this device (e.g. cpu, cuda:0)")
+    k.add_argument("--dtype", help="float32 (default), bfloat16, float16 or float64")
+    with_set(k)
     return p
+
+
+def _depth(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
 
 
 def _overrides(items: list[str]) -> dict[str, Any]:
@@ -65,7 +89,7 @@ def _overrides(items: list[str]) -> dict[str, Any]:
 
 def cmd_summary(args: argparse.Namespace) -> int:
     analysis = analyze(args.spec, _overrides(args.set))
-    sys.stdout.write(format_analysis(analysis, args.format))
+    sys.stdout.write(format_analysis(analysis, args.format, args.depth))
     return 0
 
 
@@ -109,10 +133,29 @@ def cmd_zoo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compile(args: argparse.Namespace) -> int:
+    from netspec.backends import torch as backend  # torch is imported only for this command
+
+    source = backend.write(
+        args.spec,
+        args.output,
+        _overrides(args.set),
+        weights=args.weights,
+        init=args.init,
+        device=args.device,
+        dtype=args.dtype,
+    )
+    if args.output is None:
+        sys.stdout.write(source)
+    else:
+        print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"summary": cmd_summary, "check": cmd_check, "zoo": cmd_zoo}[args.command](args)
+        return {"summary": cmd_summary, "check": cmd_check, "zoo": cmd_zoo, "compile": cmd_compile}[args.command](args)
     except SpecError as e:
         print(e.format(), file=sys.stderr)
         return 2

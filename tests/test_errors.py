@@ -201,7 +201,7 @@ CASES = [
         (3, 53),
         "layer 'c1' (conv2d)",
         "attribute 'bias'",
-        "boolean",
+        "expected true, false or a list",
         "got 3",
         layer="c1",
     ),

@@ -1,0 +1,733 @@
+"""The PyTorch backend: a spec becomes an ``nn.Module`` (or its standalone source).
+
+The backend writes Python source for the whole module, a class whose ``__init__``
+builds the layers that have parameters and whose ``forward`` runs the graph as a
+straight-line list of statements in the analysis' topological order, then executes
+that source. The in-memory module and the file ``netspec compile -o model.py``
+writes are therefore the same code, and the forward has no Python control flow at
+all: ``torch.compile(fullgraph=True)`` and ``torch.export`` see one static graph.
+
+* Dispatch goes through ``LOWERINGS``, a table keyed by op name (aliases included);
+  each entry turns a node's attributes and inferred shapes into a module constructor
+  (layers with parameters or buffers) or a functional expression (everything else,
+  which adds no ``state_dict`` keys).
+* Names carry through: a node ``layer2.0.conv1`` is registered as
+  ``self.layer2["0"]["conv1"]`` (nested ``nn.ModuleDict`` containers per dotted
+  component), so its ``state_dict`` keys are exactly ``layer2.0.conv1.weight`` ...
+* Memory: each intermediate is deleted right after its last use (liveness from the
+  graph order), and activations run in place when that is safe (see ``_plan``), so
+  the forward keeps what a hand-written module keeps.
+* Initialisation: ``torchvision`` (kaiming normal, fan out, for convolutions; ones
+  and zeros for batch norm; normal(0, 0.01) and zero bias for linear layers) or
+  ``pytorch`` (each module's own default). With ``torchvision`` the modules are
+  built on the meta device and then initialised once, instead of running PyTorch's
+  default initialisation first and overwriting it as hand-written modules do.
+
+Values written into the generated source are ints, floats, booleans, tuples of them
+and string literals, all rendered with ``repr`` from validated attribute models, and
+layer names appear only as string literals or as sanitised identifiers, so nothing
+in a spec can inject code.
+"""
+
+from __future__ import annotations
+
+import builtins
+import functools
+import hashlib
+import json
+import keyword
+import linecache
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from netspec.analysis import Analysis, analyze
+from netspec.errors import Location, SpecError
+from netspec.graph.ir import Node
+from netspec.ops import REGISTRY, Shape
+from netspec.ops.conv2d import Conv2d
+from netspec.spec.load import Spec
+
+INITS = ("torchvision", "pytorch")
+
+
+# --- lowerings -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ctx:
+    """What a lowering sees of one node."""
+
+    attrs: Any  # the op's validated attribute model
+    ins: list[Shape]  # per-sample input shapes
+    out: Shape  # per-sample output shape
+    args: list[str]  # source expressions of the inputs
+    module: str  # source expression of the node's own module (when it has one)
+    inplace: bool  # the (single) input may be overwritten
+
+
+@dataclass(frozen=True)
+class Emit:
+    """A lowering's result: the forward expression, and for a layer with parameters
+    or buffers the constructor of its module and any fixed values of its tensors."""
+
+    expr: str
+    module: str | None = None  # e.g. "nn.Conv2d(3, 64, 3, padding=1, **kw)"
+    fixed: dict[str, Any] = field(default_factory=dict)  # tensor name -> nested values
+
+
+@dataclass(frozen=True)
+class Lowering:
+    emit: Callable[[Ctx], Emit]
+    #: the output is a new tensor that autograd does not keep and that aliases no
+    #: input, so a consumer may overwrite it in place
+    fresh: bool = False
+    #: the op can run in place on its (single) input
+    can_inplace: bool = False
+
+
+def _lit(value: Any) -> str:
+    """Python source for a plain value (strings double-quoted, as ruff formats them)."""
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_lit(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    return repr(value)
+
+
+def _r(value: Any) -> str:
+    """Source for an attribute: a square pair is written as one int, as people write it."""
+    if isinstance(value, tuple) and len(value) == 2 and value[0] == value[1] and isinstance(value[0], int):
+        return repr(value[0])
+    return _lit(value)
+
+
+def _kwargs(pairs: list[tuple[str, Any, Any]]) -> str:
+    """``, name=value`` for each (name, value, default) whose value is not the default."""
+    return "".join(f", {k}={_r(v)}" for k, v, default in pairs if v != default)
+
+
+def _conv2d(c: Ctx) -> Emit:
+    a = c.attrs
+    c_out, groups = Conv2d.resolve(a, c.ins[0][0])
+    extra = _kwargs(
+        [
+            ("stride", a.stride, (1, 1)),
+            ("padding", a.padding, (0, 0)),
+            ("dilation", a.dilation, (1, 1)),
+            ("groups", groups, 1),
+            ("bias", bool(a.bias), True),
+        ]
+    )
+    fixed: dict[str, Any] = {}
+    if a.weight is not None:
+        fixed["weight"] = a.weight
+    if isinstance(a.bias, tuple):
+        fixed["bias"] = a.bias
+    module = f"nn.Conv2d({c.ins[0][0]}, {c_out}, {_r(a.kernel)}{extra}, **kw)"
+    return Emit(f"{c.module}({c.args[0]})", module, fixed)
+
+
+def _linear(c: Ctx) -> Emit:
+    a = c.attrs
+    module = f"nn.Linear({c.ins[0][-1]}, {a.out}{_kwargs([('bias', a.bias, True)])}, **kw)"
+    return Emit(f"{c.module}({c.args[0]})", module)
+
+
+def _batchnorm(c: Ctx) -> Emit:
+    a = c.attrs
+    kind = "nn.BatchNorm2d" if len(c.ins[0]) == 3 else "nn.BatchNorm1d"
+    extra = _kwargs(
+        [
+            ("eps", a.eps, 1e-5),
+            ("momentum", a.momentum, 0.1),
+            ("affine", a.affine, True),
+            ("track_running_stats", a.track_running_stats, True),
+        ]
+    )
+    return Emit(f"{c.module}({c.args[0]})", f"{kind}({c.ins[0][0]}{extra}, **kw)")
+
+
+def _maxpool2d(c: Ctx) -> Emit:
+    a = c.attrs
+    extra = _kwargs(
+        [
+            ("stride", a.stride or a.kernel, a.kernel),
+            ("padding", a.padding, (0, 0)),
+            ("dilation", a.dilation, (1, 1)),
+            ("ceil_mode", a.ceil_mode, False),
+        ]
+    )
+    return Emit(f"F.max_pool2d({c.args[0]}, {_r(a.kernel)}{extra})")
+
+
+def _avgpool2d(c: Ctx) -> Emit:
+    a = c.attrs
+    extra = _kwargs(
+        [
+            ("stride", a.stride or a.kernel, a.kernel),
+            ("padding", a.padding, (0, 0)),
+            ("ceil_mode", a.ceil_mode, False),
+            ("count_include_pad", a.count_include_pad, True),
+        ]
+    )
+    return Emit(f"F.avg_pool2d({c.args[0]}, {_r(a.kernel)}{extra})")
+
+
+def _global(fn: str) -> Callable[[Ctx], Emit]:
+    def emit(c: Ctx) -> Emit:
+        pooled = f"{fn}({c.args[0]}, 1)"
+        return Emit(f"torch.flatten({pooled}, 1)" if c.attrs.flatten else pooled)
+
+    return emit
+
+
+def _adaptive_avgpool2d(c: Ctx) -> Emit:
+    return Emit(f"F.adaptive_avg_pool2d({c.args[0]}, {_r(c.attrs.size)})")
+
+
+def _flatten(c: Ctx) -> Emit:
+    return Emit(f"torch.flatten({c.args[0]}, {c.attrs.start_dim}{_kwargs([('end_dim', c.attrs.end_dim, -1)])})")
+
+
+def _dropout(c: Ctx) -> Emit:
+    return Emit(f"F.dropout({c.args[0]}, {c.attrs.p!r}, self.training)")
+
+
+def _lrn(c: Ctx) -> Emit:
+    a = c.attrs
+    return Emit(f"F.local_response_norm({c.args[0]}, {a.size}, alpha={a.alpha!r}, beta={a.beta!r}, k={a.k!r})")
+
+
+def _activation(fn: str, *extra: str) -> Callable[[Ctx], Emit]:
+    """An element-wise activation ``fn(x, <attrs>, inplace=...)``."""
+
+    def emit(c: Ctx) -> Emit:
+        args = "".join(f", {getattr(c.attrs, name)!r}" for name in extra)
+        return Emit(f"{fn}({c.args[0]}{args}{', inplace=True' if c.inplace else ''})")
+
+    return emit
+
+
+def _plain(fn: str) -> Callable[[Ctx], Emit]:
+    return lambda c: Emit(f"{fn}({c.args[0]})")
+
+
+def _softmax(c: Ctx) -> Emit:
+    return Emit(f"torch.softmax({c.args[0]}, {c.attrs.dim})")
+
+
+def _gelu(c: Ctx) -> Emit:
+    return Emit(f"F.gelu({c.args[0]}{_kwargs([('approximate', c.attrs.approximate, 'none')])})")
+
+
+def _input(c: Ctx) -> Emit:
+    return Emit("")  # graph inputs are the forward's arguments
+
+
+LOWERINGS: dict[str, Lowering] = {
+    "input": Lowering(_input),
+    "conv2d": Lowering(_conv2d, fresh=True),
+    "linear": Lowering(_linear, fresh=True),
+    "batchnorm": Lowering(_batchnorm, fresh=True),
+    "maxpool2d": Lowering(_maxpool2d, fresh=True),
+    "avgpool2d": Lowering(_avgpool2d, fresh=True),
+    "adaptive_avgpool2d": Lowering(_adaptive_avgpool2d, fresh=True),
+    "global_avgpool": Lowering(_global("F.adaptive_avg_pool2d"), fresh=True),
+    # autograd keeps the indices of max pooling, not its output; staying conservative
+    "global_maxpool": Lowering(_global("F.adaptive_max_pool2d")),
+    "flatten": Lowering(_flatten),  # a view of its input
+    "dropout": Lowering(_dropout),  # returns its input itself in eval mode
+    "lrn": Lowering(_lrn),
+    "relu": Lowering(_activation("F.relu"), can_inplace=True),
+    "relu6": Lowering(_activation("F.relu6"), can_inplace=True),
+    "leaky_relu": Lowering(_activation("F.leaky_relu", "negative_slope"), can_inplace=True),
+    "silu": Lowering(_activation("F.silu"), can_inplace=True),
+    "swish": Lowering(_activation("F.silu"), can_inplace=True),
+    "hardswish": Lowering(_activation("F.hardswish"), can_inplace=True),
+    "sigmoid": Lowering(_plain("torch.sigmoid")),  # autograd keeps their outputs:
+    "tanh": Lowering(_plain("torch.tanh")),  # never overwritten in place
+    "softmax": Lowering(_softmax),
+    "gelu": Lowering(_gelu),
+    "add": Lowering(lambda c: Emit(" + ".join(c.args)), fresh=True),
+    "multiply": Lowering(lambda c: Emit(" * ".join(c.args)), fresh=True),
+    "concat": Lowering(lambda c: Emit(f"torch.cat([{', '.join(c.args)}], {c.attrs.dim})"), fresh=True),
+}
+
+#: torchvision's initialisation per module class (statements on ``m``). Every tensor
+#: of these modules is set here: with this scheme they are built on the meta device.
+TORCHVISION_INIT: dict[str, list[str]] = {
+    "nn.Conv2d": [
+        'nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")',
+        "if m.bias is not None:",
+        "    nn.init.zeros_(m.bias)",
+    ],
+    "nn.Linear": [
+        "nn.init.normal_(m.weight, 0.0, 0.01)",
+        "if m.bias is not None:",
+        "    nn.init.zeros_(m.bias)",
+    ],
+    "nn.BatchNorm2d": ["m.reset_parameters()  # weight 1, bias 0, fresh running statistics"],
+    "nn.BatchNorm1d": ["m.reset_parameters()"],
+}
+
+
+def missing_lowerings() -> list[str]:
+    """Registered ops (aliases included) that this backend cannot lower."""
+    return sorted(name for name in REGISTRY if name not in LOWERINGS)
+
+
+# --- source generation -----------------------------------------------------------
+
+_SOURCE_NAMES = {"self", "torch", "nn", "F", "kw", "m", "init", "device", "dtype", "annotations"}
+_CLASS_ATTRS = {"init_torchvision", "set_fixed_weights", "INPUTS", "OUTPUTS"}
+
+
+@functools.cache
+def _reserved(container: str) -> frozenset[str]:
+    """Names a child of the root module or of an nn.ModuleDict cannot take."""
+    if container == "root":
+        return frozenset(dir(nn.Module())) | _CLASS_ATTRS
+    return frozenset(dir(nn.ModuleDict()))
+
+
+def _identifier(name: str, taken: set[str]) -> str:
+    """A readable, unique local variable name for a node."""
+    base = re.sub(r"\W", "_", name)
+    if not base.isidentifier() or keyword.iskeyword(base) or base in _SOURCE_NAMES:
+        base = "v_" + base
+    ident, k = base, 2
+    while ident in taken:
+        ident, k = f"{base}_{k}", k + 1
+    taken.add(ident)
+    return ident
+
+
+def class_name(name: str) -> str:
+    words = [w for w in re.split(r"[^0-9A-Za-z]+", name) if w]
+    ident = "".join(w[:1].upper() + w[1:] for w in words) or "Net"
+    return ident if ident[0].isalpha() and not keyword.iskeyword(ident) else "Net" + ident
+
+
+class _Modules:
+    """Registers modules under dotted names in nested nn.ModuleDict containers and
+    writes the ``__init__`` lines that do it."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.kinds: dict[str, str] = {}  # dotted path -> "dict" (a container) or "leaf"
+
+    def _child(self, parent: str, parent_expr: str, part: str, node: Node) -> str:
+        if parent == "":
+            if part in _reserved("root"):
+                raise _reserved_error(node, part, "a PyTorch nn.Module attribute")
+            if part.isidentifier() and not keyword.iskeyword(part):
+                return f"{parent_expr}.{part}"
+            return f"getattr({parent_expr}, {_lit(part)})"
+        if part in _reserved("dict"):
+            raise _reserved_error(node, part, "a method of PyTorch's nn.ModuleDict")
+        return f"{parent_expr}[{_lit(part)}]"
+
+    @staticmethod
+    def access(node: Node) -> str:
+        """The expression that reaches the node's module in ``forward``."""
+        expr = "self"
+        for depth, part in enumerate(node.name.split(".")):
+            if depth:
+                expr = f"{expr}[{_lit(part)}]"
+            elif part.isidentifier() and not keyword.iskeyword(part):
+                expr = f"self.{part}"
+            else:
+                expr = f"getattr(self, {_lit(part)})"
+        return expr
+
+    def add(self, node: Node, constructor: str) -> None:
+        """Register ``constructor`` under the node's name (containers as needed)."""
+        parts = node.name.split(".")
+        expr, path = "self", ""
+        for depth, part in enumerate(parts):
+            child = f"{path}.{part}" if path else part
+            leaf = depth == len(parts) - 1
+            kind = self.kinds.get(child)
+            access = self._child(path, expr, part, node)
+            if kind is not None and (leaf or kind == "leaf"):
+                other = child if kind == "leaf" else f"{child}.*"
+                raise SpecError(
+                    f"layer '{node.name}' cannot be registered in PyTorch: '{other}' also holds parameters under "
+                    f"the name '{child}'",
+                    node.location,
+                    hint="rename one of the layers so that no layer's name is a prefix of another's",
+                    layer=node.name,
+                )
+            if kind is None:
+                value = constructor if leaf else "nn.ModuleDict()"
+                if access.startswith("getattr("):
+                    self.lines.append(f"self.add_module({_lit(part)}, {value})")
+                else:
+                    self.lines.append(f"{access} = {value}")
+                self.kinds[child] = "leaf" if leaf else "dict"
+            expr, path = access, child
+
+
+def _reserved_error(node: Node, part: str, what: str) -> SpecError:
+    return SpecError(
+        f"layer '{node.name}' cannot be registered in PyTorch: '{part}' is {what}",
+        node.location,
+        hint="rename the layer",
+        layer=node.name,
+    )
+
+
+def _lowering(node: Node) -> Lowering:
+    lowering = LOWERINGS.get(node.op)
+    if lowering is None:
+        raise SpecError(
+            f"layer '{node.name}': the torch backend has no lowering for op '{node.op}'",
+            node.location,
+            layer=node.name,
+        )
+    return lowering
+
+
+def _values(value: Any) -> str:
+    """Nested tuples of floats as list source (integers without a trailing .0)."""
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_values(v) for v in value) + "]"
+    return repr(int(value)) if float(value).is_integer() and abs(value) < 2**53 else repr(value)
+
+
+def generate_source(analysis: Analysis) -> str:
+    """The standalone Python source (imports only torch) of the spec's module."""
+    graph = analysis.graph
+    shapes = {info.name: info.output_shape for info in analysis.layers}
+    nodes = list(graph)
+    graph_inputs = set(graph.inputs)
+    outputs = list(graph.outputs)
+
+    # Liveness: the position of each value's last use; graph outputs live to the end.
+    uses: dict[str, int] = dict.fromkeys(graph.nodes, 0)
+    last: dict[str, int] = {}
+    for i, node in enumerate(nodes):
+        for ref in node.inputs:
+            uses[ref] += 1
+            last[ref] = i
+    for out in outputs:
+        uses[out] += 1
+        last[out] = len(nodes)
+
+    taken: set[str] = set()
+    var = {node.name: _identifier(node.name, taken) for node in nodes}
+    modules = _Modules()
+    body: list[str] = []
+    fixed: list[str] = []
+    frozen: list[str] = []
+    classes: list[str] = []
+
+    for i, node in enumerate(nodes):
+        lowering = _lowering(node)
+        if node.name in graph_inputs:
+            continue
+        ins = [shapes[ref] for ref in node.inputs]
+        # In place only when nothing else reads the input (not even as a graph output),
+        # it is not the caller's tensor, and its producer made it fresh (autograd does
+        # not keep it and it aliases nothing).
+        src = node.inputs[0] if node.inputs else ""
+        inplace = (
+            lowering.can_inplace
+            and len(node.inputs) == 1
+            and uses[src] == 1
+            and src not in graph_inputs
+            and _lowering(graph[src]).fresh
+        )
+        access = modules.access(node)
+        emit = lowering.emit(Ctx(node.attrs, ins, shapes[node.name], [var[r] for r in node.inputs], access, inplace))
+        if emit.module is not None:
+            modules.add(node, emit.module)
+            kind = emit.module.split("(", 1)[0]
+            if kind in TORCHVISION_INIT and kind not in classes:
+                classes.append(kind)
+            for tensor, values in emit.fixed.items():
+                fixed.append(f"{access}.{tensor}.copy_(torch.tensor({_values(values)}))")
+            if not node.trainable:
+                frozen.append(f"{access}.requires_grad_(False)  # trainable: false")
+        body.append(f"{var[node.name]} = {emit.expr}")
+        dead = [r for r in dict.fromkeys(node.inputs) if last[r] == i]
+        if uses[node.name] == 0:
+            dead.append(node.name)  # computed (the spec has it) but never read
+        if dead:
+            body.append("del " + ", ".join(var[r] for r in dead))
+
+    name = class_name(analysis.name)
+    ins_doc = ", ".join(f"{n} [N, {', '.join(map(str, analysis.inputs[n]))}]" for n in graph.inputs)
+    outs_doc = ", ".join(f"{n} [N, {', '.join(map(str, shapes[n]))}]" for n in outputs)
+    lines = [
+        f'"""{analysis.name}: {analysis.description or "a netspec model"}',
+        "",
+        f"Generated by netspec from {os.path.basename(analysis.path)}; this file needs only torch.",
+        "Modules are registered under the spec's layer names, so the state_dict keys are",
+        '"<layer name>.<tensor>" (layer2.0.conv1.weight). Layers without parameters are',
+        "plain function calls in forward(), which frees each result after its last use.",
+        '"""',
+        "",
+        "from __future__ import annotations",
+        "",
+        "import torch",
+        "from torch import nn",
+        "from torch.nn import functional as F",
+        "",
+        "",
+        f"class {name}(nn.Module):",
+        f'    """Inputs: {ins_doc}. Outputs: {outs_doc}."""',
+        "",
+        f"    INPUTS = {_lit(tuple(graph.inputs))}",
+        f"    INPUT_SHAPES = {_lit(tuple(analysis.inputs[n] for n in graph.inputs))}",
+        f"    OUTPUTS = {_lit(tuple(outputs))}",
+        "",
+        "    def __init__(",
+        '        self, init: str = "torchvision", device: torch.device | str | None = None, dtype: torch.dtype | None = None',
+        "    ) -> None:",
+        "        super().__init__()",
+        f"        if init not in {_lit(INITS)}:",
+        "            raise ValueError(f\"init must be 'torchvision' or 'pytorch', not {init!r}\")",
+        "        # The torchvision scheme sets every tensor below, so the modules are built on the",
+        "        # meta device (no memory, no default initialisation) and materialised once.",
+        '        kw = {"device": "meta" if init == "torchvision" else device, "dtype": dtype}',
+    ]
+    lines += ["        " + line for line in modules.lines]
+    lines += [
+        '        if init == "torchvision":',
+        "            target = torch.empty(0, device=device).device",
+        '            if target.type != "meta":  # on the meta device there is nothing to initialise',
+        "                # Module.to_empty(device=target), minus its slow path for meta tensors",
+        "                self._apply(lambda t: torch.empty(t.shape, dtype=t.dtype, device=target))",
+        "                self.init_torchvision()",
+    ]
+    if fixed:
+        lines.append("        self.set_fixed_weights()")
+    lines += ["        " + line for line in frozen]
+    lines += ["", "    @torch.no_grad()", "    def init_torchvision(self) -> None:"]
+    if classes:
+        lines.append("        for m in self.modules():")
+        for k, kind in enumerate(classes):
+            lines.append(f"            {'if' if k == 0 else 'elif'} isinstance(m, {kind}):")
+            lines += ["                " + stmt for stmt in TORCHVISION_INIT[kind]]
+    else:
+        lines.append("        pass  # no layer has parameters")
+    if fixed:
+        lines += ["", "    @torch.no_grad()", "    def set_fixed_weights(self) -> None:"]
+        lines += ["        " + line for line in fixed]
+    args = ", ".join(f"{var[n]}: torch.Tensor" for n in graph.inputs)
+    ret = "torch.Tensor" if len(outputs) == 1 else f"tuple[{', '.join(['torch.Tensor'] * len(outputs))}]"
+    lines += ["", f"    def forward(self, {args}) -> {ret}:"]
+    lines += ["        " + line for line in body]
+    result = ", ".join(var[o] for o in outputs)
+    lines.append(f"        return {result}")
+    lines += [
+        "",
+        "",
+        'if __name__ == "__main__":',
+        f"    model = {name}().eval()",
+        "    example = [torch.randn(1, *shape) for shape in model.INPUT_SHAPES]",
+        "    with torch.no_grad():",
+        "        result = model(*example)",
+        "    for out, y in zip(model.OUTPUTS, result if isinstance(result, tuple) else (result,)):",
+        "        print(out, tuple(y.shape))",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+@functools.lru_cache(maxsize=64)
+def _module_class(source: str, name: str) -> type[nn.Module]:
+    """Execute generated source (cached by its text) and return its module class.
+    The source is registered with linecache so tracebacks and debuggers show it."""
+    digest = hashlib.sha1(source.encode()).hexdigest()[:12]
+    filename = f"<netspec {name} {digest}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    namespace: dict[str, Any] = {"__name__": f"netspec_generated_{digest}"}
+    exec(builtins.compile(source, filename, "exec"), namespace)  # our own generated source (see the module docstring)
+    cls: type[nn.Module] = namespace[class_name(name)]
+    return cls
+
+
+# --- the public API --------------------------------------------------------------
+
+
+def _analysis(source: str | os.PathLike[str] | Spec | Analysis, params: Mapping[str, Any] | None) -> Analysis:
+    if isinstance(source, Analysis):
+        if params:
+            raise SpecError("params cannot be applied to an analysis; pass the spec's path or name instead")
+        return source
+    return analyze(source, dict(params) if params else None)
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device | None:
+    """The device, or a one-line SpecError if it is unknown or not available."""
+    if device is None:
+        return None
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise SpecError(f"unknown device {str(device)!r}: {str(e).splitlines()[0]}") from None
+    try:
+        torch.empty(0, device=dev)
+    except Exception as e:  # torch raises RuntimeError, AssertionError, ... by backend
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SpecError(f"device '{dev}' is not available: {first}") from None
+    return dev
+
+
+_DTYPES = {"float32", "float", "float64", "double", "float16", "half", "bfloat16"}
+
+
+def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
+    if dtype is None or isinstance(dtype, torch.dtype):
+        if isinstance(dtype, torch.dtype) and not dtype.is_floating_point:
+            raise SpecError(f"dtype must be a floating-point type, not {dtype}")
+        return dtype
+    name = str(dtype).removeprefix("torch.")
+    if name not in _DTYPES:
+        raise SpecError(f"unknown dtype {dtype!r}", hint="use one of " + ", ".join(sorted(_DTYPES)))
+    value: torch.dtype = getattr(torch, name)
+    return value
+
+
+def build(
+    analysis: Analysis,
+    *,
+    init: str = "torchvision",
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+) -> nn.Module:
+    """The module of an analysed spec, built on ``device`` with ``dtype``."""
+    if init not in INITS:
+        raise SpecError(f"unknown init {init!r}", hint="use 'torchvision' or 'pytorch'")
+    dev, dt = resolve_device(device), resolve_dtype(dtype)
+    cls = _module_class(generate_source(analysis), analysis.name)
+    model = cls(init=init, device=dev, dtype=dt)
+    return model
+
+
+def compile(
+    spec_or_path: str | os.PathLike[str] | Spec | Analysis,
+    params: Mapping[str, Any] | None = None,
+    *,
+    weights: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    init: str = "torchvision",
+    **overrides: Any,
+) -> nn.Module:
+    """A ``torch.nn.Module`` for a spec (a path, a built-in name, a ``Spec`` or an
+    ``Analysis``). ``params`` and keyword ``overrides`` (``classes=10``) set the
+    spec's variables; ``weights`` (a state_dict or a file) is loaded with
+    ``load_weights``; ``init`` is ``"torchvision"`` or ``"pytorch"``."""
+    values = {**(params or {}), **overrides}
+    model = build(_analysis(spec_or_path, values), init=init, device=device, dtype=dtype)
+    if weights is not None:
+        load_weights(model, weights)
+    return model
+
+
+def _shape(t: Any) -> list[int]:
+    return list(t.shape) if hasattr(t, "shape") else []
+
+
+def _read_state_dict(source: str | os.PathLike[str] | Mapping[str, Any]) -> tuple[Mapping[str, Any], Location | None]:
+    if isinstance(source, Mapping):
+        return source, None
+    where = Location(os.fspath(source))
+    try:
+        data = torch.load(os.fspath(source), map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise SpecError("no such weights file", where) from None
+    except Exception as e:  # torch reports unreadable files with many exception types
+        raise SpecError(f"cannot read the weights: {str(e).strip().splitlines()[0]}", where) from None
+    if isinstance(data, Mapping):
+        # {"state_dict": ...} and {"model": ...} are common checkpoint layouts.
+        for key in ("state_dict", "model"):
+            inner = data.get(key)
+            if isinstance(inner, Mapping) and not all(isinstance(v, torch.Tensor) for v in data.values()):
+                return inner, where
+        return data, where
+    raise SpecError(f"the weights file holds a {type(data).__name__}, not a state_dict", where)
+
+
+def load_weights(model: nn.Module, state_dict: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str, str]:
+    """Load a checkpoint of an equivalent model into ``model``.
+
+    Keys that agree by name are mapped by name; the others are paired in order (the
+    model's remaining keys with the checkpoint's remaining keys, as both list them),
+    and every pair must agree in shape. A mismatch raises a ``SpecError`` naming the
+    first mismatching key and both shapes. Checkpoints without BatchNorm's
+    ``num_batches_tracked`` counters load too (the model keeps its own). Returns
+    the mapping from the model's keys to the checkpoint's.
+    """
+    source, where = _read_state_dict(state_dict)
+    target = model.state_dict()
+    keep_counters = not any(k.endswith("num_batches_tracked") for k in source)
+    wanted = [k for k in target if not (keep_counters and k.endswith("num_batches_tracked"))]
+    by_name = {k for k in wanted if k in source}
+    rest_model = [k for k in wanted if k not in by_name]
+    rest_ckpt = [k for k in source if k not in by_name]
+    pairs = dict(zip(rest_model, rest_ckpt))
+    mapping = {k: (k if k in by_name else pairs.get(k, "")) for k in wanted}
+
+    def error(message: str) -> SpecError:
+        return SpecError(message, where, hint="the checkpoint must come from a model of the same architecture")
+
+    for k, src in mapping.items():
+        if src and list(target[k].shape) != _shape(source[src]):
+            how = "by name" if k == src else "by position"
+            raise error(
+                f"weights do not fit: model key '{k}' has shape {list(target[k].shape)} but checkpoint key "
+                f"'{src}' (matched {how}) has shape {_shape(source[src])}"
+            )
+    if len(rest_model) > len(rest_ckpt):
+        k = rest_model[len(rest_ckpt)]
+        raise error(
+            f"weights do not fit: the checkpoint has no tensor for model key '{k}' (shape {list(target[k].shape)}); "
+            f"it has {len(source)} tensors, the model {len(wanted)}"
+        )
+    if len(rest_ckpt) > len(rest_model):
+        k = rest_ckpt[len(rest_model)]
+        raise error(
+            f"weights do not fit: checkpoint key '{k}' (shape {_shape(source[k])}) has no counterpart in the model; "
+            f"it has {len(source)} tensors, the model {len(wanted)}"
+        )
+    model.load_state_dict({k: source[src] for k, src in mapping.items()}, strict=not keep_counters)
+    return mapping
+
+
+def write(
+    spec: str | os.PathLike[str],
+    out: str | os.PathLike[str] | None,
+    params: Mapping[str, Any] | None = None,
+    *,
+    weights: str | os.PathLike[str] | None = None,
+    init: str = "torchvision",
+    device: str | None = None,
+    dtype: str | None = None,
+) -> str:
+    """What ``netspec compile`` does: the standalone source (``.py`` or no ``out``:
+    returned) or a state_dict (``.pt``/``.pth``: saved). Returns the source, or ""."""
+    if out is not None and Path(out).suffix not in (".py", ".pt", ".pth"):
+        raise SpecError(f"cannot tell what to write from the name {os.fspath(out)!r}", hint="use .py (source) or .pt")
+    analysis = _analysis(spec, params)
+    if out is None or Path(out).suffix == ".py":
+        resolve_device(device)  # report an unavailable device even though source needs none
+        source = generate_source(analysis)
+        if out is not None:
+            Path(out).write_text(source)
+        return source
+    model = build(analysis, init=init, device=device, dtype=dtype)
+    if weights is not None:
+        load_weights(model, weights)
+    torch.save(model.state_dict(), os.fspath(out))
+    return ""

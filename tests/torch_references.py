@@ -1,0 +1,339 @@
+"""Hand-written PyTorch modules of the zoo architectures, written the way torchvision
+lays them out (the same module tree, so the same ``state_dict`` keys and order), for
+the numerical tests of the PyTorch backend and for ``benchmarks/bench_torch.py``.
+
+They are written independently of netspec: same weights in must give the same
+outputs out. Not imported by the test collector (no ``test_`` prefix).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def on_meta(model: nn.Module) -> bool:
+    """Built on the meta device (``with torch.device("meta")``): nothing to initialise."""
+    return any(p.is_meta for p in model.parameters())
+
+
+def torchvision_init(model: nn.Module) -> nn.Module:
+    """torchvision's initialisation for VGG, ResNet and MobileNet (kaiming normal fan
+    out for convolutions, 1/0 for batch norm, normal(0, 0.01) for linear layers)."""
+    if on_meta(model):
+        return model
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0, 0.01)
+            nn.init.zeros_(m.bias)
+    return model
+
+
+# --- AlexNet (torchvision's variant) -------------------------------------------------
+
+
+class AlexNet(nn.Module):
+    def __init__(self, classes: int = 1000, dropout: float = 0.5) -> None:
+        super().__init__()
+        relu = nn.ReLU(inplace=True)
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 64, kernel_size=11, stride=4, padding=2), relu,
+            nn.MaxPool2d(kernel_size=3, stride=2),
+            nn.Conv2d(64, 192, kernel_size=5, padding=2), relu,
+            nn.MaxPool2d(kernel_size=3, stride=2),
+            nn.Conv2d(192, 384, kernel_size=3, padding=1), relu,
+            nn.Conv2d(384, 256, kernel_size=3, padding=1), relu,
+            nn.Conv2d(256, 256, kernel_size=3, padding=1), relu,
+            nn.MaxPool2d(kernel_size=3, stride=2),
+        )  # fmt: skip
+        self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
+        self.classifier = nn.Sequential(
+            nn.Dropout(dropout), nn.Linear(256 * 6 * 6, 4096), nn.ReLU(inplace=True),
+            nn.Dropout(dropout), nn.Linear(4096, 4096), nn.ReLU(inplace=True),
+            nn.Linear(4096, classes),
+        )  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.avgpool(self.features(x))
+        return self.classifier(torch.flatten(x, 1))
+
+
+# --- VGG ----------------------------------------------------------------------------
+
+VGG_STAGES = {  # convolutions per stage; channels 64, 128, 256, 512, 512
+    "vgg11": (1, 1, 2, 2, 2),
+    "vgg13": (2, 2, 2, 2, 2),
+    "vgg16": (2, 2, 3, 3, 3),
+    "vgg19": (2, 2, 4, 4, 4),
+}
+
+
+class VGG(nn.Module):
+    def __init__(self, depth: str = "vgg16", batch_norm: bool = False, classes: int = 1000, dropout: float = 0.5):
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = 3
+        for n, c_out in zip(VGG_STAGES[depth], (64, 128, 256, 512, 512)):
+            for _ in range(n):
+                layers.append(nn.Conv2d(c_in, c_out, kernel_size=3, padding=1))
+                if batch_norm:
+                    layers.append(nn.BatchNorm2d(c_out))
+                layers.append(nn.ReLU(inplace=True))
+                c_in = c_out
+            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+        self.features = nn.Sequential(*layers)
+        self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
+        self.classifier = nn.Sequential(
+            nn.Linear(512 * 7 * 7, 4096), nn.ReLU(True), nn.Dropout(dropout),
+            nn.Linear(4096, 4096), nn.ReLU(True), nn.Dropout(dropout),
+            nn.Linear(4096, classes),
+        )  # fmt: skip
+        torchvision_init(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.avgpool(self.features(x))
+        return self.classifier(torch.flatten(x, 1))
+
+
+# --- ResNet -------------------------------------------------------------------------
+
+
+def conv_bn(c_in: int, c_out: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out))
+
+
+class BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, c_in: int, mid: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, mid, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(mid)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(mid, mid, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(mid)
+        self.downsample = conv_bn(c_in, mid, stride) if stride != 1 or c_in != mid else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + identity)
+
+
+class Bottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, c_in: int, mid: int, stride: int = 1) -> None:
+        super().__init__()
+        out = mid * 4
+        self.conv1 = nn.Conv2d(c_in, mid, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(mid)
+        self.conv2 = nn.Conv2d(mid, mid, 3, stride=stride, padding=1, bias=False)  # v1.5: stride here
+        self.bn2 = nn.BatchNorm2d(mid)
+        self.conv3 = nn.Conv2d(mid, out, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(out)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = conv_bn(c_in, out, stride) if stride != 1 or c_in != out else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + identity)
+
+
+RESNET_DEPTHS: dict[str, tuple[type[nn.Module], tuple[int, ...]]] = {
+    "resnet18": (BasicBlock, (2, 2, 2, 2)),
+    "resnet34": (BasicBlock, (3, 4, 6, 3)),
+    "resnet50": (Bottleneck, (3, 4, 6, 3)),
+    "resnet101": (Bottleneck, (3, 4, 23, 3)),
+}
+
+
+class ResNet(nn.Module):
+    def __init__(self, depth: str = "resnet50", classes: int = 1000) -> None:
+        super().__init__()
+        block, counts = RESNET_DEPTHS[depth]
+        self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        c_in = 64
+        for i, (n, mid) in enumerate(zip(counts, (64, 128, 256, 512))):
+            blocks = []
+            for k in range(n):
+                blocks.append(block(c_in, mid, 2 if k == 0 and i > 0 else 1))
+                c_in = mid * block.expansion  # type: ignore[attr-defined]
+            setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(c_in, classes)
+        for m in self.modules() if not on_meta(self) else ():  # torchvision: linear layers keep PyTorch's default
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+# --- MobileNetV2 --------------------------------------------------------------------
+
+
+def make_divisible(v: float, divisor: int = 8) -> int:
+    new = max(divisor, int(v + divisor / 2) // divisor * divisor)
+    return new + divisor if new < 0.9 * v else new
+
+
+class ConvBNReLU6(nn.Sequential):
+    def __init__(self, c_in: int, c_out: int, kernel: int = 3, stride: int = 1, groups: int = 1) -> None:
+        super().__init__(
+            nn.Conv2d(c_in, c_out, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU6(inplace=True),
+        )
+
+
+class InvertedResidual(nn.Module):
+    def __init__(self, c_in: int, c_out: int, stride: int, t: int) -> None:
+        super().__init__()
+        hidden = round(c_in * t)
+        self.use_res_connect = stride == 1 and c_in == c_out
+        layers: list[nn.Module] = [ConvBNReLU6(c_in, hidden, kernel=1)] if t != 1 else []
+        layers += [
+            ConvBNReLU6(hidden, hidden, stride=stride, groups=hidden),
+            nn.Conv2d(hidden, c_out, 1, bias=False),
+            nn.BatchNorm2d(c_out),
+        ]
+        self.conv = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv(x) if self.use_res_connect else self.conv(x)
+
+
+class MobileNetV2(nn.Module):
+    SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))  # fmt: skip
+
+    def __init__(self, classes: int = 1000, width: float = 1.0, dropout: float = 0.2) -> None:
+        super().__init__()
+        c_in = make_divisible(32 * width)
+        last = make_divisible(1280 * max(1.0, width))
+        features: list[nn.Module] = [ConvBNReLU6(3, c_in, stride=2)]
+        for t, c, n, s in self.SETTINGS:
+            c_out = make_divisible(c * width)
+            for k in range(n):
+                features.append(InvertedResidual(c_in, c_out, s if k == 0 else 1, t))
+                c_in = c_out
+        features.append(ConvBNReLU6(c_in, last, kernel=1))
+        self.features = nn.Sequential(*features)
+        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(last, classes))
+        torchvision_init(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.adaptive_avg_pool2d(self.features(x), (1, 1))
+        return self.classifier(torch.flatten(x, 1))
+
+
+# --- DenseNet -----------------------------------------------------------------------
+
+
+class DenseLayer(nn.Module):
+    def __init__(self, c_in: int, growth: int, bn_size: int) -> None:
+        super().__init__()
+        self.norm1 = nn.BatchNorm2d(c_in)
+        self.relu1 = nn.ReLU(inplace=True)
+        self.conv1 = nn.Conv2d(c_in, bn_size * growth, 1, bias=False)
+        self.norm2 = nn.BatchNorm2d(bn_size * growth)
+        self.relu2 = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(bn_size * growth, growth, 3, padding=1, bias=False)
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        x = self.conv1(self.relu1(self.norm1(torch.cat(features, 1))))
+        return self.conv2(self.relu2(self.norm2(x)))
+
+
+class DenseBlock(nn.ModuleDict):
+    def __init__(self, n: int, c_in: int, growth: int, bn_size: int) -> None:
+        super().__init__()
+        for i in range(n):
+            self.add_module(f"denselayer{i + 1}", DenseLayer(c_in + i * growth, growth, bn_size))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = [x]
+        for layer in self.values():
+            features.append(layer(features))
+        return torch.cat(features, 1)
+
+
+class Transition(nn.Sequential):
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm2d(c_in)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv = nn.Conv2d(c_in, c_out, 1, bias=False)
+        self.pool = nn.AvgPool2d(2, stride=2)
+
+
+class DenseNet(nn.Module):
+    def __init__(
+        self, blocks: tuple[int, ...] = (6, 12, 24, 16), growth: int = 32, init_features: int = 64, classes: int = 1000
+    ) -> None:
+        super().__init__()
+        self.features = nn.Sequential()
+        self.features.add_module("conv0", nn.Conv2d(3, init_features, 7, stride=2, padding=3, bias=False))
+        self.features.add_module("norm0", nn.BatchNorm2d(init_features))
+        self.features.add_module("relu0", nn.ReLU(inplace=True))
+        self.features.add_module("pool0", nn.MaxPool2d(3, stride=2, padding=1))
+        c = init_features
+        for i, n in enumerate(blocks):
+            self.features.add_module(f"denseblock{i + 1}", DenseBlock(n, c, growth, 4))
+            c += n * growth
+            if i != len(blocks) - 1:
+                self.features.add_module(f"transition{i + 1}", Transition(c, c // 2))
+                c //= 2
+        self.features.add_module("norm5", nn.BatchNorm2d(c))
+        self.classifier = nn.Linear(c, classes)
+        for m in self.modules() if not on_meta(self) else ():  # torchvision's DenseNet initialisation
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.features(x), inplace=True)
+        return self.classifier(torch.flatten(F.adaptive_avg_pool2d(x, (1, 1)), 1))
+
+
+#: spec name -> a builder of the hand-written module (keyword: classes). Adding a
+#: reference for a new zoo spec is an entry here; the tests and the benchmark use it.
+REFERENCES: dict[str, Callable[..., nn.Module]] = {
+    "alexnet": lambda **kw: AlexNet(**kw),
+    **{name: (lambda name=name, **kw: VGG(name, **kw)) for name in VGG_STAGES},
+    "vgg16_bn": lambda **kw: VGG("vgg16", batch_norm=True, **kw),
+    **{name: (lambda name=name, **kw: ResNet(name, **kw)) for name in RESNET_DEPTHS},
+    "mobilenet_v2": lambda **kw: MobileNetV2(**kw),
+    "densenet121": lambda **kw: DenseNet(**kw),
+}
+
+
+def build_reference(name: str, **kw: Any) -> nn.Module:
+    return REFERENCES[name](**kw)
