@@ -490,7 +490,7 @@ def generate_source(analysis: Analysis) -> str:
         f"    OUTPUTS = {_lit(tuple(outputs))}",
         "",
         "    def __init__(",
-        '        self, init: str = "torchvision", device: torch.device | str | None = None, dtype: torch.dtype | None = None',
+        f"        self, init: str = {_lit(graph.init)}, device: torch.device | str | None = None, dtype: torch.dtype | None = None",
         "    ) -> None:",
         "        super().__init__()",
         f"        if init not in {_lit(INITS)}:",
@@ -601,11 +601,13 @@ def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
 def build(
     analysis: Analysis,
     *,
-    init: str = "torchvision",
+    init: str | None = None,
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
 ) -> nn.Module:
-    """The module of an analysed spec, built on ``device`` with ``dtype``."""
+    """The module of an analysed spec, built on ``device`` with ``dtype``; ``init``
+    defaults to the spec's ``init`` key (itself "torchvision" by default)."""
+    init = init or analysis.graph.init
     if init not in INITS:
         raise SpecError(f"unknown init {init!r}", hint="use 'torchvision' or 'pytorch'")
     dev, dt = resolve_device(device), resolve_dtype(dtype)
@@ -621,13 +623,14 @@ def compile(
     weights: str | os.PathLike[str] | Mapping[str, Any] | None = None,
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
-    init: str = "torchvision",
+    init: str | None = None,
     **overrides: Any,
 ) -> nn.Module:
     """A ``torch.nn.Module`` for a spec (a path, a built-in name, a ``Spec`` or an
     ``Analysis``). ``params`` and keyword ``overrides`` (``classes=10``) set the
     spec's variables; ``weights`` (a state_dict or a file) is loaded with
-    ``load_weights``; ``init`` is ``"torchvision"`` or ``"pytorch"``."""
+    ``load_weights``; ``init`` is ``"torchvision"`` or ``"pytorch"`` (default: the
+    spec's ``init`` key, "torchvision" if it has none)."""
     values = {**(params or {}), **overrides}
     model = build(_analysis(spec_or_path, values), init=init, device=device, dtype=dtype)
     if weights is not None:
@@ -711,7 +714,7 @@ def write(
     params: Mapping[str, Any] | None = None,
     *,
     weights: str | os.PathLike[str] | None = None,
-    init: str = "torchvision",
+    init: str | None = None,
     device: str | None = None,
     dtype: str | None = None,
 ) -> str:

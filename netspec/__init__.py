@@ -27,13 +27,14 @@ def compile(
     weights: Any = None,
     device: Any = None,
     dtype: Any = None,
-    init: str = "torchvision",
+    init: str | None = None,
     **overrides: Any,
 ) -> Any:
     """Build a ``torch.nn.Module`` from a spec (path, built-in name, ``Spec`` or
     ``Analysis``): ``netspec.compile("resnet18", classes=10)``. Keyword ``overrides``
     set the spec's variables; ``weights`` is a state_dict or a file loaded with
-    ``load_weights``; ``init`` is ``"torchvision"`` or ``"pytorch"``. See
+    ``load_weights``; ``init`` is ``"torchvision"`` or ``"pytorch"`` (default: the
+    spec's ``init`` key). See
     ``netspec.backends.torch.compile``; torch is imported only when this is called."""
     from netspec.backends import torch as backend
 

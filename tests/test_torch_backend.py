@@ -312,6 +312,22 @@ def test_pytorch_initialisation_is_each_modules_default() -> None:
         assert torch.equal(v1, v2), (k1, k2)
 
 
+def test_a_spec_chooses_its_initialisation() -> None:
+    text = "init: pytorch\n" + textwrap.dedent(SMALL_NET)
+    torch.manual_seed(0)
+    model = netspec.compile(netspec.analyze_text(text))
+    torch.manual_seed(0)
+    ref = SmallNet()
+    assert all(torch.equal(v1, v2) for v1, v2 in zip(model.state_dict().values(), ref.state_dict().values()))
+    assert model.conv.bias.abs().max().item() > 0  # PyTorch's default: uniform biases
+    # an explicit argument wins over the spec
+    assert netspec.compile(netspec.analyze_text(text), init="torchvision").conv.bias.abs().max().item() == 0
+    # and the standalone source carries the spec's choice as its default
+    assert 'init: str = "pytorch"' in backend.generate_source(netspec.analyze_text(text))
+    with pytest.raises(netspec.SpecError, match="init"):
+        netspec.analyze_text("init: xavier\n" + textwrap.dedent(SMALL_NET))
+
+
 def test_unknown_init_device_and_dtype_are_one_line_errors() -> None:
     a = spec(SMALL_NET)
     with pytest.raises(netspec.SpecError, match="unknown init 'xavier'"):

@@ -57,6 +57,8 @@ class Graph:
         self.outputs: list[str] = []
         #: block instances and repeats by name prefix (for collapsed summaries and clusters)
         self.groups: dict[str, Group] = {}
+        #: the weight initialisation the spec asks backends for ('torchvision' or 'pytorch')
+        self.init = "torchvision"
 
     def __iter__(self) -> Iterator[Node]:
         return iter(self.nodes.values())

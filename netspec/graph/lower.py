@@ -71,6 +71,7 @@ class _Lowering:
         self.spec = spec
         self.graph = Graph(spec.name, spec.path)
         self.graph.description = spec.model.description
+        self.graph.init = spec.model.init
         self.validated: dict[tuple[str, Any], Attrs] = {}  # shared attribute models
         self.static_attrs: dict[int, Attrs] = {}  # by id() of layer entries without expressions
         self.entries: dict[Path, list[LayerEntry]] = {}  # parsed layer lists (a block's, once)

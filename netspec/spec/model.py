@@ -6,7 +6,7 @@ registry once a layer's ``op`` is known; a layer entry keeps its attributes as e
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
@@ -51,6 +51,8 @@ class SpecModel(BaseModel):
     blocks: dict[Name, BlockDef] = {}
     layers: list[Any] = Field(min_length=1)
     outputs: list[Ref] | None = Field(default=None, min_length=1)
+    #: the weight initialisation the backends use unless told otherwise
+    init: Literal["torchvision", "pytorch"] = "torchvision"
 
 
 class LayerEntry(BaseModel):
