@@ -70,7 +70,9 @@ def _parser() -> argparse.ArgumentParser:
         "-o", "--output", metavar="FILE", help="model.py (source) or model.pt (state_dict); default: source to stdout"
     )
     k.add_argument(
-        "--init", choices=("torchvision", "pytorch"), help="weight initialisation (default: the spec's 'init', else torchvision)"
+        "--init",
+        choices=("torchvision", "pytorch"),
+        help="weight initialisation (default: the spec's 'init', else torchvision)",
     )
     k.add_argument("--weights", metavar="CKPT", help="load this state_dict (keys by name, else by order and shape)")
     k.add_argument("--device", help="build on this device (e.g. cpu, cuda:0)")
