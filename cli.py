@@ -64,10 +64,15 @@ def _parser() -> argparse.ArgumentParser:
     z = sub.add_parser("zoo", help="list the built-in specs with their parameters and MACs")
     z.add_argument("--format", "-f", choices=("table", "json"), default="table")
 
-    k = sub.add_parser("compile", help="write standalone PyTorch source (.py) or an initialised state_dict (.pt)")
+    k = sub.add_parser(
+        "compile", help="write standalone PyTorch source (.py), an initialised state_dict (.pt) or ONNX (.onnx)"
+    )
     k.add_argument("spec", help="a spec file, or the name of a built-in spec")
     k.add_argument(
-        "-o", "--output", metavar="FILE", help="model.py (source) or model.pt (state_dict); default: source to stdout"
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="model.py (source), model.pt (state_dict) or model.onnx; default: source to stdout",
     )
     k.add_argument(
         "--init",
@@ -77,7 +82,26 @@ def _parser() -> argparse.ArgumentParser:
     k.add_argument("--weights", metavar="CKPT", help="load this state_dict (keys by name, else by order and shape)")
     k.add_argument("--device", help="build on this device (e.g. cpu, cuda:0)")
     k.add_argument("--dtype", help="float32 (default), bfloat16, float16 or float64")
+    o = k.add_argument_group("ONNX (-o model.onnx)")
+    o.add_argument("--opset", type=int, metavar="N", help="ONNX opset (default 17)")
+    o.add_argument("--dynamic-batch", action="store_true", help="a symbolic batch axis 'N' (default: batch 1)")
+    o.add_argument(
+        "--seed", type=int, metavar="N", help="without --weights: torch.manual_seed(N) before init (default 0)"
+    )
+    o.add_argument(
+        "--no-weights", action="store_true", help="structure only: parameters become graph inputs; needs no torch"
+    )
     with_set(k)
+
+    r = sub.add_parser("render", help="draw the graph with Graphviz (.svg, .png, .pdf, or .dot source)")
+    r.add_argument("spec", help="a spec file, or the name of a built-in spec")
+    r.add_argument("-o", "--output", metavar="FILE", required=True, help="out.svg, out.png, out.pdf or out.dot")
+    r.add_argument(
+        "--depth", "-d", type=_depth, metavar="N", help="collapse name prefixes of N parts into one node (as summary)"
+    )
+    r.add_argument("--rankdir", choices=("TB", "LR"), default="TB", help="top to bottom (default) or left to right")
+    r.add_argument("--show", default="", metavar="LIST", help="add to layer nodes: params,macs,shapes")
+    with_set(r)
     return p
 
 
@@ -137,7 +161,36 @@ def cmd_zoo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compile_onnx(args: argparse.Namespace) -> int:
+    from netspec.backends import onnx as onnx_backend  # imports torch only to read or make weights
+
+    for flag, value in (("--device", args.device), ("--dtype", args.dtype)):
+        if value is not None:
+            raise SpecError(f"{flag} does not apply to ONNX output (the model is float32, device-neutral)")
+    onnx_backend.export(
+        args.spec,
+        args.output,
+        _overrides(args.set),
+        weights=args.weights,
+        seed=0 if args.seed is None else args.seed,
+        init=args.init,
+        opset=onnx_backend.DEFAULT_OPSET if args.opset is None else args.opset,
+        dynamic_batch=args.dynamic_batch,
+        structure_only=args.no_weights,
+    )
+    print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
 def cmd_compile(args: argparse.Namespace) -> int:
+    if args.output is not None and os.path.splitext(args.output)[1] == ".onnx":
+        return cmd_compile_onnx(args)
+    for flag, value in (("--opset", args.opset), ("--seed", args.seed)):
+        if value is not None:
+            raise SpecError(f"{flag} applies to ONNX output only (-o model.onnx)")
+    for flag, on in (("--dynamic-batch", args.dynamic_batch), ("--no-weights", args.no_weights)):
+        if on:
+            raise SpecError(f"{flag} applies to ONNX output only (-o model.onnx)")
     from netspec.backends import torch as backend  # torch is imported only for this command
 
     source = backend.write(
@@ -156,10 +209,26 @@ def cmd_compile(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_render(args: argparse.Namespace) -> int:
+    from netspec.backends import graphviz as backend  # graphviz is imported only for this command
+
+    path = backend.render(
+        args.spec, args.output, _overrides(args.set), depth=args.depth, rankdir=args.rankdir, show=args.show
+    )
+    print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"summary": cmd_summary, "check": cmd_check, "zoo": cmd_zoo, "compile": cmd_compile}[args.command](args)
+        return {
+            "summary": cmd_summary,
+            "check": cmd_check,
+            "zoo": cmd_zoo,
+            "compile": cmd_compile,
+            "render": cmd_render,
+        }[args.command](args)
     except SpecError as e:
         print(e.format(), file=sys.stderr)
         return 2

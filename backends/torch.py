@@ -721,7 +721,10 @@ def write(
     """What ``netspec compile`` does: the standalone source (``.py`` or no ``out``:
     returned) or a state_dict (``.pt``/``.pth``: saved). Returns the source, or ""."""
     if out is not None and Path(out).suffix not in (".py", ".pt", ".pth"):
-        raise SpecError(f"cannot tell what to write from the name {os.fspath(out)!r}", hint="use .py (source) or .pt")
+        raise SpecError(
+            f"cannot tell what to write from the name {os.fspath(out)!r}",
+            hint="use .py (source), .pt (state_dict) or .onnx",
+        )
     analysis = _analysis(spec, params)
     if out is None or Path(out).suffix == ".py":
         resolve_device(device)  # report an unavailable device even though source needs none

@@ -41,6 +41,18 @@ def compile(
     return backend.compile(spec_or_path, params, weights=weights, device=device, dtype=dtype, init=init, **overrides)
 
 
+def export_onnx(spec_or_path: Any, out: Any = None, params: Any = None, **options: Any) -> Any:
+    """The ``onnx.ModelProto`` of a spec, emitted from the graph (no tracing), written
+    to ``out`` (``.onnx``) when given: ``netspec.export_onnx("resnet18", "r18.onnx",
+    weights=model, dynamic_batch=True)``. Options: ``weights`` (state_dict, module or
+    ``.pt`` file), ``seed``, ``init``, ``opset``, ``dynamic_batch``, ``batch``,
+    ``structure_only`` (no tensors, no torch) and the spec's variables. See
+    ``netspec.backends.onnx.export``; onnx is imported only when this is called."""
+    from netspec.backends import onnx as backend
+
+    return backend.export(spec_or_path, out, params, **options)
+
+
 def load_weights(model: Any, state_dict: Any) -> dict[str, str]:
     """Load a checkpoint (a state_dict or a file) of an equivalent model into ``model``:
     keys map by name where they agree, otherwise by order and shape; a mismatch raises
@@ -49,6 +61,34 @@ def load_weights(model: Any, state_dict: Any) -> dict[str, str]:
 
     mapping: dict[str, str] = backend.load_weights(model, state_dict)
     return mapping
+
+
+def to_digraph(
+    source: Any, params: Any = None, *, depth: int | None = None, rankdir: str = "TB", show: Any = None
+) -> Any:
+    """The diagram of a spec (path, built-in name, ``Spec`` or ``Analysis``) as a
+    ``graphviz.Digraph``: ``depth`` collapses name prefixes as ``summary`` does, ``show``
+    adds ``params``, ``macs`` and ``shapes`` to the nodes. See
+    ``netspec.backends.graphviz``; graphviz is imported only when this is called."""
+    from netspec.backends import graphviz as backend
+
+    return backend.to_digraph(source, params, depth=depth, rankdir=rankdir, show=show)
+
+
+def render(
+    source: Any,
+    output: str | os.PathLike[str],
+    params: Any = None,
+    *,
+    depth: int | None = None,
+    rankdir: str = "TB",
+    show: Any = None,
+) -> Any:
+    """Draw a spec into ``output`` (.svg, .png and .pdf need Graphviz's ``dot``; .dot
+    writes the source). Returns the path written."""
+    from netspec.backends import graphviz as backend
+
+    return backend.render(source, output, params, depth=depth, rankdir=rankdir, show=show)
 
 
 # In the repository, cli.py and backends/ sit beside this package (the layout the
@@ -71,10 +111,13 @@ __all__ = [
     "analyze_graph",
     "analyze_text",
     "compile",
+    "export_onnx",
     "format_analysis",
     "load",
     "load_text",
     "load_weights",
     "lower",
+    "render",
     "to_dict",
+    "to_digraph",
 ]

@@ -638,8 +638,8 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["compile", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "bad.yaml:3:" in err and "Traceback" not in err
-    assert main(["compile", "lenet5", "-o", str(tmp_path / "m.onnx")]) == 2
-    assert "use .py (source) or .pt" in capsys.readouterr().err
+    assert main(["compile", "lenet5", "-o", str(tmp_path / "m.txt")]) == 2
+    assert "use .py (source), .pt (state_dict) or .onnx" in capsys.readouterr().err
     if not torch.cuda.is_available():
         assert main(["compile", "lenet5", "--device", "cuda:7", "-o", str(tmp_path / "m.pt")]) == 2
         err = capsys.readouterr().err.strip()

@@ -1,0 +1,416 @@
+"""The Graphviz backend: a spec becomes a diagram (a ``graphviz.Digraph``, DOT source
+or an svg/png/pdf file drawn by Graphviz's ``dot``).
+
+* Node ids are the spec's layer names (``layer2.0.conv1``), so the DOT source reads
+  like the spec. A node shows its name and a short label from ``LABELS``, a table keyed
+  by op (``conv 3x3/2, 64``, ``maxpool 3x3/2``, ``linear 1000``); ``show`` adds its
+  params, MACs or output shape. Every edge carries the producer's per-sample shape.
+* Blocks are clusters: one ``cluster_<prefix>`` per block instance and per repeat
+  (``graph.groups``), nested as the names nest, labelled with the block's name.
+* ``depth`` collapses name prefixes as ``netspec summary --depth`` does (the rows of
+  ``Analysis.rows``): one node per prefix, marked ``xN`` for repeats, with summed params
+  and MACs. Edges are the graph's own edges mapped onto the collapsed nodes, so branches
+  (inception), shortcuts (residual) and dense connections stay visible as such.
+* Writing a file goes to a temporary file in the target directory, then a rename: a
+  failure never leaves a partial diagram behind.
+
+Only the Python ``graphviz`` package (``pip install 'netspec[render]'``) is needed for
+DOT source; svg, png and pdf need the ``dot`` binary too.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from netspec.analysis import Analysis, LayerInfo, analyze
+from netspec.errors import Location, SpecError
+from netspec.ops import REGISTRY, Shape
+from netspec.spec.load import Spec
+
+FORMATS = ("svg", "png", "pdf", "dot")
+SHOW = ("params", "macs", "shapes")
+RANKDIRS = ("TB", "LR")
+INSTALL_DOT = (
+    "rendering to {fmt} needs Graphviz's 'dot' program, which is not installed: "
+    "apt-get install graphviz (Debian/Ubuntu), brew install graphviz (macOS), "
+    "or write .dot source instead"
+)
+
+
+# --- labels ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ctx:
+    """What a label sees of one node."""
+
+    attrs: Any  # the op's validated attribute model
+    out: Shape  # per-sample output shape
+
+
+def _pair(value: Any) -> str:
+    """``3`` for a square pair, ``1x7`` otherwise."""
+    if isinstance(value, tuple) and len(value) == 2:
+        return str(value[0]) if value[0] == value[1] else f"{value[0]}x{value[1]}"
+    return str(value)
+
+
+def _window(value: Any) -> str:
+    """A kernel as people write it: ``3x3``, ``1x7``."""
+    if isinstance(value, tuple) and len(value) == 2:
+        return f"{value[0]}x{value[1]}"
+    return f"{value}x{value}"
+
+
+def _stride(value: Any) -> str:
+    return "" if value in (None, (1, 1), 1) else f"/{_pair(value)}"
+
+
+def _conv2d(c: Ctx) -> str:
+    a = c.attrs
+    text = f"conv {_window(a.kernel)}{_stride(a.stride)}, {c.out[0]}"
+    if a.groups == "depthwise":
+        text += ", dw"
+    elif a.groups != 1:
+        text += f", g{a.groups}"
+    if a.dilation != (1, 1):
+        text += f", d{_pair(a.dilation)}"
+    return text
+
+
+def _pool(kind: str) -> Callable[[Ctx], str]:
+    return lambda c: f"{kind} {_window(c.attrs.kernel)}{_stride(c.attrs.stride or c.attrs.kernel)}"
+
+
+def _fixed(text: str) -> Callable[[Ctx], str]:
+    return lambda c: text
+
+
+LABELS: dict[str, Callable[[Ctx], str]] = {
+    "input": lambda c: "input " + "x".join(str(d) for d in c.out),
+    "conv2d": _conv2d,
+    "linear": lambda c: f"linear {c.attrs.out}",
+    "batchnorm": _fixed("batchnorm"),
+    "maxpool2d": _pool("maxpool"),
+    "avgpool2d": _pool("avgpool"),
+    "adaptive_avgpool2d": lambda c: f"adaptive avgpool {_window(c.attrs.size)}",
+    "global_avgpool": _fixed("global avgpool"),
+    "global_maxpool": _fixed("global maxpool"),
+    "flatten": _fixed("flatten"),
+    "dropout": lambda c: f"dropout {c.attrs.p:g}",
+    "lrn": lambda c: f"lrn {c.attrs.size}",
+    "relu": _fixed("relu"),
+    "relu6": _fixed("relu6"),
+    "leaky_relu": lambda c: f"leaky relu {c.attrs.negative_slope:g}",
+    "silu": _fixed("silu"),
+    "swish": _fixed("swish"),
+    "hardswish": _fixed("hardswish"),
+    "sigmoid": _fixed("sigmoid"),
+    "tanh": _fixed("tanh"),
+    "softmax": _fixed("softmax"),
+    "gelu": lambda c: "gelu" if c.attrs.approximate == "none" else f"gelu ({c.attrs.approximate})",
+    "add": _fixed("add"),
+    "multiply": _fixed("multiply"),
+    "concat": _fixed("concat"),
+}
+
+#: fill colours by op, so that the kinds of layer read at a glance
+_FILL: dict[str, str] = {
+    "input": "#e8e8e8",
+    "conv2d": "#cfe2f3",
+    "linear": "#d9d2e9",
+    "batchnorm": "#fff2cc",
+    "lrn": "#fff2cc",
+    "maxpool2d": "#d9ead3",
+    "avgpool2d": "#d9ead3",
+    "adaptive_avgpool2d": "#d9ead3",
+    "global_avgpool": "#d9ead3",
+    "global_maxpool": "#d9ead3",
+    "add": "#f4cccc",
+    "multiply": "#f4cccc",
+    "concat": "#f4cccc",
+}
+_BLOCK_FILL = "#fce5cd"  # a collapsed block or repeat
+
+
+def missing_labels() -> list[str]:
+    """Registered ops (aliases included) that this backend has no label for."""
+    return sorted(name for name in REGISTRY if name not in LABELS)
+
+
+def op_label(op: str, attrs: Any, out: Shape) -> str:
+    """The short text for a layer: ``conv 3x3/2, 64``."""
+    label = LABELS.get(op)
+    if label is None:
+        raise SpecError(f"the graphviz backend has no label for op '{op}'")
+    return label(Ctx(attrs, out))
+
+
+def compact(n: int) -> str:
+    """``11.7M``, ``1.82G``, ``9.41k``: three significant digits."""
+    for limit, suffix in ((10**12, "T"), (10**9, "G"), (10**6, "M"), (10**3, "k")):
+        if abs(n) >= limit:
+            value = n / limit
+            text = f"{value:.3g}" if value < 1000 else f"{value:.0f}"
+            return text + suffix
+    return str(n)
+
+
+def shape_text(shape: Shape) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+# --- the diagram -----------------------------------------------------------------
+
+
+def _show(show: str | Iterable[str] | None) -> frozenset[str]:
+    items = [s.strip() for s in show.split(",")] if isinstance(show, str) else list(show or ())
+    items = [s for s in items if s]
+    for s in items:
+        if s not in SHOW:
+            raise SpecError(f"cannot show {s!r}: choose from {', '.join(SHOW)}")
+    return frozenset(items)
+
+
+def _analysis(source: Any, params: Mapping[str, Any] | None) -> Analysis:
+    if isinstance(source, Analysis):
+        return source
+    if isinstance(source, Spec | str | os.PathLike):
+        return analyze(source, params)
+    raise TypeError(f"expected a spec path, a built-in name, a Spec or an Analysis, got {type(source).__name__}")
+
+
+def _key(name: str, depth: int | None) -> str:
+    return name if depth is None else ".".join(name.split(".")[:depth])
+
+
+def _parent(prefix: str, clusters: set[str]) -> str:
+    """The innermost cluster strictly containing ``prefix`` ("" for the top)."""
+    parts = prefix.split(".")
+    for k in range(len(parts) - 1, 0, -1):
+        candidate = ".".join(parts[:k])
+        if candidate in clusters:
+            return candidate
+    return ""
+
+
+def to_digraph(
+    source: Any,
+    params: Mapping[str, Any] | None = None,
+    *,
+    depth: int | None = None,
+    rankdir: str = "TB",
+    show: str | Iterable[str] | None = None,
+) -> Any:
+    """The diagram of a spec (a path, a built-in name, a ``Spec`` or an ``Analysis``) as
+    a ``graphviz.Digraph``. ``depth`` collapses name prefixes of that many parts into one
+    node each (as ``netspec summary --depth``); ``show`` adds ``params``, ``macs`` and
+    ``shapes`` (the output shape) to the layer nodes; collapsed nodes always show their
+    summed params and MACs."""
+    if depth is not None and depth < 1:
+        raise SpecError(f"depth must be at least 1, got {depth}")
+    if rankdir not in RANKDIRS:
+        raise SpecError(f"rankdir must be one of {', '.join(RANKDIRS)}, got {rankdir!r}")
+    shown = _show(show)
+    analysis = _analysis(source, params)
+    graphviz = _import_graphviz()
+    graph = analysis.graph
+
+    rows = analysis.rows(depth)
+    ids = {row.name for row in rows}
+    shapes = {info.name: info.output_shape for info in analysis.layers}
+
+    # Clusters: the groups (block instances, repeats) that strictly contain a drawn node.
+    clusters: set[str] = set()
+    for row in rows:
+        parts = row.name.split(".")
+        for k in range(1, len(parts)):
+            prefix = ".".join(parts[:k])
+            if prefix in graph.groups:
+                clusters.add(prefix)
+    members: dict[str, list[LayerInfo]] = {}
+    for row in rows:
+        members.setdefault(_parent(row.name, clusters), []).append(row)
+    children: dict[str, list[str]] = {}
+    for prefix in sorted(clusters, key=lambda p: min(i for i, r in enumerate(rows) if r.name.startswith(p + "."))):
+        children.setdefault(_parent(prefix, clusters), []).append(prefix)
+
+    title = analysis.name + f"\\n{compact(analysis.totals.params)} params, {compact(analysis.totals.macs)} MACs"
+    dot = graphviz.Digraph(
+        name=analysis.name,
+        graph_attr={
+            "rankdir": rankdir,
+            "label": title,
+            "labelloc": "t",
+            "fontname": "Helvetica",
+            "fontsize": "14",
+            "nodesep": "0.25",
+            "ranksep": "0.3",
+            "newrank": "true",
+        },
+        node_attr={"shape": "box", "style": "rounded,filled", "fontname": "Helvetica", "fontsize": "10"},
+        edge_attr={"fontname": "Helvetica", "fontsize": "8", "color": "#555555", "arrowsize": "0.6"},
+    )
+    outputs = set(analysis.outputs)
+    nodes = graph.nodes
+
+    def add_node(g: Any, row: LayerInfo) -> None:
+        collapsed = row.name not in nodes
+        if collapsed:
+            mark = f" x{row.instances}" if row.instances > 1 else ""
+            lines = [row.name, f"{row.op}{mark}", f"{compact(row.params)} params, {compact(row.macs)} MACs"]
+            if "shapes" in shown:
+                lines.append(shape_text(row.output_shape))
+            g.node(row.name, "\\n".join(lines), fillcolor=_BLOCK_FILL, penwidth="1.5")
+            return
+        node = nodes[row.name]
+        label = op_label(node.op, node.attrs, row.output_shape)
+        lines = [row.name] if label == row.name else [row.name, label]  # not "relu / relu"
+        extra = []
+        if "params" in shown and row.params:
+            extra.append(f"{compact(row.params)} params")
+        if "macs" in shown and row.macs:
+            extra.append(f"{compact(row.macs)} MACs")
+        if extra:
+            lines.append(", ".join(extra))
+        if "shapes" in shown:
+            lines.append(shape_text(row.output_shape))
+        attrs = {"fillcolor": _FILL.get(node.op, "white")}
+        if node.op == "input":
+            attrs["shape"] = "invhouse"
+        if row.name in outputs:
+            attrs["peripheries"] = "2"
+        g.node(row.name, "\\n".join(lines), **attrs)
+
+    def add_cluster(g: Any, prefix: str) -> None:
+        group = graph.groups[prefix]
+        label = f"{prefix}: {group.kind}" + (f" x{group.repeat}" if group.repeat > 1 else "")
+        with g.subgraph(name=f"cluster_{prefix}") as sub:
+            sub.attr(label=label, style="rounded,dashed", color="#999999", fontsize="10", labeljust="l")
+            fill(sub, prefix)
+
+    def fill(g: Any, prefix: str) -> None:
+        # Members and nested clusters in the order they first appear.
+        items: list[tuple[int, str, LayerInfo | None]] = []
+        order = {r.name: i for i, r in enumerate(rows)}
+        for row in members.get(prefix, []):
+            items.append((order[row.name], row.name, row))
+        for child in children.get(prefix, []):
+            first = min(order[r.name] for r in rows if r.name.startswith(child + "."))
+            items.append((first, child, None))
+        for _, name, item in sorted(items, key=lambda t: t[0]):
+            if item is None:
+                add_cluster(g, name)
+            else:
+                add_node(g, item)
+
+    fill(dot, "")
+
+    # Edges: the graph's own, from the real producer, mapped onto the drawn nodes.
+    seen: set[tuple[str, str, str]] = set()
+    for node in graph:
+        dst = _key(node.name, depth)
+        for ref in node.inputs:
+            src = _key(ref, depth)
+            if src == dst:
+                continue
+            label = shape_text(shapes[ref])
+            if (src, dst, label) in seen:
+                continue
+            seen.add((src, dst, label))
+            assert src in ids and dst in ids, (src, dst)
+            dot.edge(src, dst, label=label)
+    return dot
+
+
+# --- writing ---------------------------------------------------------------------
+
+
+def _import_graphviz() -> Any:
+    try:
+        import graphviz  # type: ignore[import-untyped]  # the package ships no type hints
+    except ImportError:
+        raise SpecError("drawing needs the Python package 'graphviz': pip install 'netspec[render]'") from None
+    return graphviz
+
+
+def dot_program() -> str | None:
+    """The path of Graphviz's ``dot`` program, or None (tests replace this)."""
+    return shutil.which("dot")
+
+
+def output_format(out: str | os.PathLike[str]) -> str:
+    """The format a file name asks for, checking the name and its directory first."""
+    path = Path(out)
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt == "gv":
+        fmt = "dot"
+    where = Location(os.fspath(out))
+    if fmt not in FORMATS:
+        raise SpecError(
+            f"cannot tell what to draw from the extension {path.suffix!r}: use .svg, .png, .pdf or .dot"
+            if path.suffix
+            else "cannot tell what to draw from a name without an extension: use .svg, .png, .pdf or .dot",
+            where,
+        )
+    folder = path.parent
+    if not folder.is_dir():
+        raise SpecError(f"cannot write the diagram: directory '{folder}' does not exist", where)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise SpecError(f"cannot write the diagram: directory '{folder}' is not writable", where)
+    return fmt
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def render(
+    source: Any,
+    out: str | os.PathLike[str],
+    params: Mapping[str, Any] | None = None,
+    *,
+    depth: int | None = None,
+    rankdir: str = "TB",
+    show: str | Iterable[str] | None = None,
+) -> Path:
+    """Draw a spec into ``out``: ``.dot`` (or ``.gv``) writes DOT source, ``.svg``,
+    ``.png`` and ``.pdf`` run Graphviz's ``dot``. Returns the path written."""
+    fmt = output_format(out)
+    if fmt != "dot" and dot_program() is None:
+        raise SpecError(INSTALL_DOT.format(fmt=fmt))
+    digraph = to_digraph(source, params, depth=depth, rankdir=rankdir, show=show)
+    if fmt == "dot":
+        data = digraph.source.encode()
+    else:
+        graphviz = _import_graphviz()
+        try:
+            data = digraph.pipe(format=fmt)
+        except graphviz.ExecutableNotFound:
+            raise SpecError(INSTALL_DOT.format(fmt=fmt)) from None
+    path = Path(out)
+    try:
+        _write_atomic(path, data)
+    except OSError as e:
+        raise SpecError(f"cannot write the diagram: {e.strerror or e}", Location(os.fspath(out))) from None
+    return path
