@@ -22,16 +22,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from netspec.analysis import Analysis, LayerInfo, analyze
+from netspec.analysis import LayerInfo
+from netspec.backends.common import analysis_of, check_directory, write_atomic
 from netspec.errors import Location, SpecError
 from netspec.ops import REGISTRY, Shape
-from netspec.spec.load import Spec
 
 FORMATS = ("svg", "png", "pdf", "dot")
 SHOW = ("params", "macs", "shapes")
@@ -178,14 +177,6 @@ def _show(show: str | Iterable[str] | None) -> frozenset[str]:
     return frozenset(items)
 
 
-def _analysis(source: Any, params: Mapping[str, Any] | None) -> Analysis:
-    if isinstance(source, Analysis):
-        return source
-    if isinstance(source, Spec | str | os.PathLike):
-        return analyze(source, params)
-    raise TypeError(f"expected a spec path, a built-in name, a Spec or an Analysis, got {type(source).__name__}")
-
-
 def _key(name: str, depth: int | None) -> str:
     return name if depth is None else ".".join(name.split(".")[:depth])
 
@@ -218,7 +209,7 @@ def to_digraph(
     if rankdir not in RANKDIRS:
         raise SpecError(f"rankdir must be one of {', '.join(RANKDIRS)}, got {rankdir!r}")
     shown = _show(show)
-    analysis = _analysis(source, params)
+    analysis = analysis_of(source, params)
     graphviz = _import_graphviz()
     graph = analysis.graph
 
@@ -359,30 +350,8 @@ def output_format(out: str | os.PathLike[str]) -> str:
             else "cannot tell what to draw from a name without an extension: use .svg, .png, .pdf or .dot",
             where,
         )
-    folder = path.parent
-    if not folder.is_dir():
-        raise SpecError(f"cannot write the diagram: directory '{folder}' does not exist", where)
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise SpecError(f"cannot write the diagram: directory '{folder}' is not writable", where)
+    check_directory(out, "diagram")
     return fmt
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def render(
@@ -408,9 +377,5 @@ def render(
             data = digraph.pipe(format=fmt)
         except graphviz.ExecutableNotFound:
             raise SpecError(INSTALL_DOT.format(fmt=fmt)) from None
-    path = Path(out)
-    try:
-        _write_atomic(path, data)
-    except OSError as e:
-        raise SpecError(f"cannot write the diagram: {e.strerror or e}", Location(os.fspath(out))) from None
-    return path
+    write_atomic(out, [data], "diagram")
+    return Path(out)

@@ -25,10 +25,8 @@ per op in ``LOWERINGS`` (aliases included), walking the analysis' topological or
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +36,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from netspec.analysis import Analysis, analyze
+from netspec.analysis import Analysis
+from netspec.backends.common import analysis_of, check_directory, match_keys, write_atomic
 from netspec.errors import Location, SpecError
 from netspec.graph.ir import Node
 from netspec.ops import REGISTRY, Shape
@@ -417,10 +416,6 @@ def _array(value: Any) -> np.ndarray:
     return np.asarray(value, dtype=np.float32)
 
 
-def _shape(value: Any) -> list[int]:
-    return [int(d) for d in value.shape] if hasattr(value, "shape") else []
-
-
 def _read_weights(source: Any) -> tuple[Mapping[str, Any], Location | None]:
     if isinstance(source, Mapping):
         return source, None
@@ -456,49 +451,15 @@ def _read_safetensors(source: str | os.PathLike[str], where: Location) -> Mappin
 
 def match_weights(params: list[Param], source: Mapping[str, Any], where: Location | None) -> dict[str, np.ndarray]:
     """The arrays for ``params``, matched as ``netspec.load_weights`` matches a
-    checkpoint to a module: by name where the keys agree, else in order; shapes must
-    agree. A mismatch is a SpecError naming the first mismatching key and both shapes."""
-    keep_counters = not any(k.endswith("num_batches_tracked") for k in source)
-    wanted = [p for p in _torch_order(params) if not (keep_counters and p.key.endswith("num_batches_tracked"))]
-    by_name = {p.key for p in wanted if p.key in source}
-    rest_model = [p for p in wanted if p.key not in by_name]
-    rest_ckpt = [k for k in source if k not in by_name]
-    pairs = {p.key: k for p, k in zip(rest_model, rest_ckpt)}
-
-    def error(message: str) -> SpecError:
-        return SpecError(message, where, hint="the checkpoint must come from a model of the same architecture")
-
-    out: dict[str, np.ndarray] = {}
-    for p in wanted:
-        src = p.key if p.key in by_name else pairs.get(p.key)
-        if src is None:
-            continue
-        if list(p.shape) != _shape(source[src]):
-            how = "by name" if src == p.key else "by position"
-            raise error(
-                f"weights do not fit: model key '{p.key}' has shape {list(p.shape)} but checkpoint key "
-                f"'{src}' (matched {how}) has shape {_shape(source[src])}"
-            )
-        if p.used:
-            out[p.key] = _array(source[src])
-    if len(rest_model) > len(rest_ckpt):
-        p = rest_model[len(rest_ckpt)]
-        raise error(
-            f"weights do not fit: the checkpoint has no tensor for model key '{p.key}' (shape {list(p.shape)}); "
-            f"it has {len(source)} tensors, the model {len(wanted)}"
-        )
-    if len(rest_ckpt) > len(rest_model):
-        k = rest_ckpt[len(rest_model)]
-        raise error(
-            f"weights do not fit: checkpoint key '{k}' (shape {_shape(source[k])}) has no counterpart in the model; "
-            f"it has {len(source)} tensors, the model {len(wanted)}"
-        )
-    return out
+    checkpoint to a module (see ``match_keys``)."""
+    mapping = match_keys({p.key: list(p.shape) for p in _torch_order(params)}, source, where)
+    return {p.key: _array(source[mapping[p.key]]) for p in params if p.used and p.key in mapping}
 
 
 def _seeded_weights(analysis: Analysis, seed: int, init: str | None) -> Mapping[str, Any]:
     """The state_dict ``netspec.compile`` gives after ``torch.manual_seed(seed)``."""
     import torch
+
     from netspec.backends import torch as torch_backend
 
     torch.manual_seed(seed)
@@ -604,17 +565,11 @@ def _tensor(t: onnx.TensorProto, name: str, array: np.ndarray) -> None:
 
 def check_output_path(out: str | os.PathLike[str]) -> Path:
     """The output path, or a one-line SpecError if it cannot be written."""
-    path = Path(out)
-    where = Location(os.fspath(out))
-    if path.suffix != ".onnx":
-        raise SpecError(f"cannot tell what to write from the name {os.fspath(out)!r}", where, hint="use .onnx")
-    parent = path.parent
-    if not parent.is_dir():
-        raise SpecError(f"cannot write the model: no such directory '{parent}'", where)
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise SpecError(f"cannot write the model: the directory '{parent}' is not writable", where)
-    if path.is_dir():
-        raise SpecError("cannot write the model: the path is a directory", where)
+    if Path(out).suffix != ".onnx":
+        raise SpecError(
+            f"cannot tell what to write from the name {os.fspath(out)!r}", Location(os.fspath(out)), hint="use .onnx"
+        )
+    path: Path = check_directory(out, "model")
     return path
 
 
@@ -655,28 +610,7 @@ def save(
     """Write the model (and ``tensors``, initializers streamed from their arrays) to a
     temporary file beside ``out``, then rename it: a failure never leaves a partial
     file behind."""
-    path = check_output_path(out)
-    pieces = _serialize(model, tensors or [])
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            for piece in pieces:
-                f.write(piece)
-        os.replace(tmp, path)
-    except BaseException as e:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        if isinstance(e, OSError):
-            raise SpecError(f"cannot write the model: {e.strerror or e}", Location(os.fspath(out))) from None
-        raise
-
-
-def _analysis(source: str | os.PathLike[str] | Spec | Analysis, params: Mapping[str, Any] | None) -> Analysis:
-    if isinstance(source, Analysis):
-        if params:
-            raise SpecError("params cannot be applied to an analysis; pass the spec's path or name instead")
-        return source
-    return analyze(source, dict(params) if params else None)
+    write_atomic(check_output_path(out), _serialize(model, tensors or []), "model")
 
 
 def export(
@@ -704,7 +638,7 @@ def export(
         check_output_path(out)  # before the work: a bad path fails fast
     if structure_only and weights is not None:
         raise SpecError("weights and structure_only exclude each other")
-    analysis = _analysis(spec_or_path, {**(params or {}), **overrides})
+    analysis = analysis_of(spec_or_path, {**(params or {}), **overrides})
     model, tensors = lower_model(
         analysis,
         weights,

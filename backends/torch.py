@@ -47,7 +47,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from netspec.analysis import Analysis, analyze
+from netspec.analysis import Analysis
+from netspec.backends.common import analysis_of, match_keys
 from netspec.errors import Location, SpecError
 from netspec.graph.ir import Node
 from netspec.ops import REGISTRY, Shape
@@ -559,14 +560,6 @@ def _module_class(source: str, name: str) -> type[nn.Module]:
 # --- the public API --------------------------------------------------------------
 
 
-def _analysis(source: str | os.PathLike[str] | Spec | Analysis, params: Mapping[str, Any] | None) -> Analysis:
-    if isinstance(source, Analysis):
-        if params:
-            raise SpecError("params cannot be applied to an analysis; pass the spec's path or name instead")
-        return source
-    return analyze(source, dict(params) if params else None)
-
-
 def resolve_device(device: str | torch.device | None) -> torch.device | None:
     """The device, or a one-line SpecError if it is unknown or not available."""
     if device is None:
@@ -632,14 +625,10 @@ def compile(
     ``load_weights``; ``init`` is ``"torchvision"`` or ``"pytorch"`` (default: the
     spec's ``init`` key, "torchvision" if it has none)."""
     values = {**(params or {}), **overrides}
-    model = build(_analysis(spec_or_path, values), init=init, device=device, dtype=dtype)
+    model = build(analysis_of(spec_or_path, values), init=init, device=device, dtype=dtype)
     if weights is not None:
         load_weights(model, weights)
     return model
-
-
-def _shape(t: Any) -> list[int]:
-    return list(t.shape) if hasattr(t, "shape") else []
 
 
 def _read_state_dict(source: str | os.PathLike[str] | Mapping[str, Any]) -> tuple[Mapping[str, Any], Location | None]:
@@ -674,37 +663,9 @@ def load_weights(model: nn.Module, state_dict: str | os.PathLike[str] | Mapping[
     """
     source, where = _read_state_dict(state_dict)
     target = model.state_dict()
-    keep_counters = not any(k.endswith("num_batches_tracked") for k in source)
-    wanted = [k for k in target if not (keep_counters and k.endswith("num_batches_tracked"))]
-    by_name = {k for k in wanted if k in source}
-    rest_model = [k for k in wanted if k not in by_name]
-    rest_ckpt = [k for k in source if k not in by_name]
-    pairs = dict(zip(rest_model, rest_ckpt))
-    mapping = {k: (k if k in by_name else pairs.get(k, "")) for k in wanted}
-
-    def error(message: str) -> SpecError:
-        return SpecError(message, where, hint="the checkpoint must come from a model of the same architecture")
-
-    for k, src in mapping.items():
-        if src and list(target[k].shape) != _shape(source[src]):
-            how = "by name" if k == src else "by position"
-            raise error(
-                f"weights do not fit: model key '{k}' has shape {list(target[k].shape)} but checkpoint key "
-                f"'{src}' (matched {how}) has shape {_shape(source[src])}"
-            )
-    if len(rest_model) > len(rest_ckpt):
-        k = rest_model[len(rest_ckpt)]
-        raise error(
-            f"weights do not fit: the checkpoint has no tensor for model key '{k}' (shape {list(target[k].shape)}); "
-            f"it has {len(source)} tensors, the model {len(wanted)}"
-        )
-    if len(rest_ckpt) > len(rest_model):
-        k = rest_ckpt[len(rest_model)]
-        raise error(
-            f"weights do not fit: checkpoint key '{k}' (shape {_shape(source[k])}) has no counterpart in the model; "
-            f"it has {len(source)} tensors, the model {len(wanted)}"
-        )
-    model.load_state_dict({k: source[src] for k, src in mapping.items()}, strict=not keep_counters)
+    mapping: dict[str, str] = match_keys({k: list(v.shape) for k, v in target.items()}, source, where)
+    # strict unless BatchNorm counters were left to the model (a checkpoint without them)
+    model.load_state_dict({k: source[src] for k, src in mapping.items()}, strict=len(mapping) == len(target))
     return mapping
 
 
@@ -725,7 +686,7 @@ def write(
             f"cannot tell what to write from the name {os.fspath(out)!r}",
             hint="use .py (source), .pt (state_dict) or .onnx",
         )
-    analysis = _analysis(spec, params)
+    analysis = analysis_of(spec, params)
     if out is None or Path(out).suffix == ".py":
         resolve_device(device)  # report an unavailable device even though source needs none
         source = generate_source(analysis)

@@ -43,11 +43,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import torch  # noqa: E402
-from netspec.backends import torch as backend  # noqa: E402
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 from torch_references import REFERENCES  # noqa: E402
 
 import netspec  # noqa: E402
+from netspec.backends import torch as backend  # noqa: E402
 
 #: the models to compare: spec name -> hand-written builder (tests/torch_references.py).
 #: Adding one is an entry in REFERENCES; those without a spec in specs/ are skipped.
