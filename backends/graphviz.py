@@ -273,7 +273,7 @@ def to_digraph(
         if "shapes" in shown:
             lines.append(shape_text(row.output_shape))
         attrs = {"fillcolor": _FILL.get(node.op, "white")}
-        if node.op == "input":
+        if row.name in graph.inputs:  # a graph input (told by name, not by op)
             attrs["shape"] = "invhouse"
         if row.name in outputs:
             attrs["peripheries"] = "2"

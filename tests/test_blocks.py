@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from conftest import analyze_yaml
+from test_errors import assert_at, error_of, spec
 
 import netspec
 from netspec import SpecError
@@ -22,21 +23,6 @@ from netspec.graph.ir import Group
 
 def graph(text: str, **params: Any) -> netspec.Graph:
     return netspec.lower(netspec.load_text(textwrap.dedent(text), "g.yaml", params or None))
-
-
-def spec(*lines: str) -> str:
-    return "\n".join(lines) + "\n"
-
-
-def error_of(text: str, params: dict[str, Any] | None = None) -> SpecError:
-    with pytest.raises(SpecError) as info:
-        netspec.analyze_text(text, params, path="spec.yaml")
-    return info.value
-
-
-def assert_at(e: SpecError, line: int, col: int) -> None:
-    assert e.location is not None, e.format()
-    assert (e.location.path, e.location.line, e.location.col) == ("spec.yaml", line, col), e.format()
 
 
 def assert_says(e: SpecError, *fragments: str, hint: str | None = None) -> None:

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO
+from conftest import REPO, small_zoo
+from conftest import analyze_yaml as spec
 from test_ops import example
 
 import netspec
@@ -32,24 +33,6 @@ backend = pytest.importorskip("netspec.backends.onnx")
 
 ZOO = sorted(p.stem for p in (REPO / "specs").glob("*.yaml"))
 RTOL = 1e-4  # max |onnxruntime - torch| / max |torch|, per output
-
-
-def spec(text: str, **params: Any) -> netspec.Analysis:
-    return netspec.analyze_text(textwrap.dedent(text), params or None, path="test.yaml")
-
-
-def small(name: str) -> netspec.Analysis:
-    """The zoo spec with 10 classes at the smallest resolution it accepts (of a few)."""
-    declared = netspec.load(name).model.params
-    base = {"classes": 10} if "classes" in declared else {}
-    if "resolution" not in declared:
-        return netspec.analyze(name, base)
-    for resolution in (32, 64, 96, 128, 160):
-        try:
-            return netspec.analyze(name, {**base, "resolution": resolution})
-        except netspec.SpecError:
-            continue
-    return netspec.analyze(name, base)
 
 
 def check_shapes(a: netspec.Analysis, model: Any) -> None:
@@ -140,7 +123,7 @@ def test_op_example(name: str) -> None:
 
 @pytest.mark.parametrize("name", ZOO)
 def test_zoo(name: str) -> None:
-    a = small(name)
+    a = small_zoo(name)
     torch.manual_seed(0)
     torch_model = netspec.compile(a)
     data = export_checked(a, torch_model, dynamic_batch=True)
@@ -179,7 +162,7 @@ def test_attribute_variants_and_opsets(opset: int) -> None:
 
 
 def test_static_batch() -> None:
-    a = small("lenet5")
+    a = small_zoo("lenet5")
     model = backend.export(a, batch=2)
     dims = model.graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_value for d in dims] == [2, 1, 32, 32]
@@ -190,7 +173,7 @@ def test_static_batch() -> None:
 
 
 def test_names_are_the_specs_and_the_state_dict_keys() -> None:
-    a = small("resnet18")
+    a = small_zoo("resnet18")
     torch.manual_seed(0)
     torch_model = netspec.compile(a)
     model = backend.export(a, weights=torch_model)
@@ -202,7 +185,7 @@ def test_names_are_the_specs_and_the_state_dict_keys() -> None:
 
 
 def test_seeded_weights_are_the_pytorch_backends() -> None:
-    a = small("lenet5")
+    a = small_zoo("lenet5")
     model = backend.export(a, seed=3)
     torch.manual_seed(3)
     state = netspec.compile(a).state_dict()
@@ -213,7 +196,7 @@ def test_seeded_weights_are_the_pytorch_backends() -> None:
 
 
 def test_weights_from_a_pt_file_and_a_numpy_mapping(tmp_path: Path) -> None:
-    a = small("lenet5")
+    a = small_zoo("lenet5")
     torch.manual_seed(0)
     torch_model = netspec.compile(a)
     torch.save(torch_model.state_dict(), tmp_path / "w.pt")
@@ -267,7 +250,7 @@ def test_structure_only_export_needs_no_torch(tmp_path: Path) -> None:
 
 def test_the_written_file_is_the_model(tmp_path: Path) -> None:
     # the file streams the tensors around protobuf (see backends.onnx._serialize)
-    a = small("resnet18")
+    a = small_zoo("resnet18")
     torch.manual_seed(0)
     torch_model = netspec.compile(a)
     assert backend.export(a, tmp_path / "r.onnx", weights=torch_model, dynamic_batch=True) is None

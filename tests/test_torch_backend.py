@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO
+from conftest import REPO, small_zoo
+from conftest import analyze_yaml as spec
 from test_ops import example
 
 import netspec
@@ -30,10 +31,6 @@ F = torch.nn.functional
 backend = pytest.importorskip("netspec.backends.torch")
 
 ZOO = sorted(p.stem for p in (REPO / "specs").glob("*.yaml"))
-
-
-def spec(text: str, **params: Any) -> netspec.Analysis:
-    return netspec.analyze_text(textwrap.dedent(text), params or None, path="test.yaml")
 
 
 def sample_inputs(a: netspec.Analysis, batch: int = 2, device: str = "cpu") -> list[Any]:
@@ -155,24 +152,9 @@ def test_op_example_parity(name: str, tmp_path: Path) -> None:
 # --- every zoo spec -----------------------------------------------------------------
 
 
-def small(name: str) -> netspec.Analysis:
-    """The zoo spec with 10 classes at the smallest resolution it accepts (of a few), so
-    that building and running it is cheap (the variables the spec has)."""
-    declared = netspec.load(name).model.params
-    base = {"classes": 10} if "classes" in declared else {}
-    if "resolution" not in declared:
-        return netspec.analyze(name, base)
-    for resolution in (32, 64, 96, 128, 160):
-        try:
-            return netspec.analyze(name, {**base, "resolution": resolution})
-        except netspec.SpecError:
-            continue  # too small for this architecture
-    return netspec.analyze(name, base)
-
-
 @pytest.mark.parametrize("name", ZOO)
 def test_zoo_parity(name: str, tmp_path: Path) -> None:
-    a = small(name)
+    a = small_zoo(name)
     torch.manual_seed(0)
     model = netspec.compile(a)
     inputs = sample_inputs(a, batch=1)
