@@ -34,6 +34,7 @@ from __future__ import annotations
 import builtins
 import functools
 import hashlib
+import io
 import json
 import keyword
 import linecache
@@ -48,7 +49,7 @@ import torch
 from torch import nn
 
 from netspec.analysis import Analysis
-from netspec.backends.common import analysis_of, match_keys
+from netspec.backends.common import analysis_of, check_directory, match_keys, write_atomic
 from netspec.errors import Location, SpecError
 from netspec.graph.ir import Node
 from netspec.ops import REGISTRY, Shape
@@ -686,15 +687,19 @@ def write(
             f"cannot tell what to write from the name {os.fspath(out)!r}",
             hint="use .py (source), .pt (state_dict) or .onnx",
         )
+    if out is not None:
+        check_directory(out, "source" if Path(out).suffix == ".py" else "state_dict")
     analysis = analysis_of(spec, params)
     if out is None or Path(out).suffix == ".py":
         resolve_device(device)  # report an unavailable device even though source needs none
         source = generate_source(analysis)
         if out is not None:
-            Path(out).write_text(source)
+            write_atomic(out, [source.encode()], "source")
         return source
     model = build(analysis, init=init, device=device, dtype=dtype)
     if weights is not None:
         load_weights(model, weights)
-    torch.save(model.state_dict(), os.fspath(out))
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    write_atomic(out, [buffer.getbuffer()], "state_dict")
     return ""

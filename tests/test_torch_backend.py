@@ -622,6 +622,11 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "bad.yaml:3:" in err and "Traceback" not in err
     assert main(["compile", "lenet5", "-o", str(tmp_path / "m.txt")]) == 2
     assert "use .py (source), .pt (state_dict) or .onnx" in capsys.readouterr().err
+    for name in ("m.py", "m.pt"):  # a missing directory is the user's mistake, not an internal error
+        missing = tmp_path / "missing" / name
+        assert main(["compile", "lenet5", "-o", str(missing)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"{missing}: error: cannot write the ") and err.endswith("does not exist"), err
     if not torch.cuda.is_available():
         assert main(["compile", "lenet5", "--device", "cuda:7", "-o", str(tmp_path / "m.pt")]) == 2
         err = capsys.readouterr().err.strip()
