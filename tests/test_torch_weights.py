@@ -11,13 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, SHARED
+from conftest import REPO, SHARED, small_zoo
 
 import netspec
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("netspec.backends.torch")
-from test_torch_backend import small  # noqa: E402
 from torch_references import REFERENCES, build_reference  # noqa: E402 (needs torch)
 
 ZOO = sorted(p.stem for p in (REPO / "specs").glob("*.yaml"))
@@ -160,7 +159,7 @@ def random_reference(name: str) -> Any:
 @pytest.mark.parametrize("name", [n for n in NUMERIC if n in ZOO and n in REFERENCES])
 def test_same_weights_same_outputs_as_a_hand_written_module(name: str) -> None:
     ref = random_reference(name)
-    a = small(name)  # 10 classes, the smallest resolution the architecture takes
+    a = small_zoo(name)  # 10 classes, the smallest resolution the architecture takes
     model = netspec.compile(a, device="meta").to_empty(device="cpu")
     netspec.load_weights(model, ref.state_dict())
     x = torch.randn(2, *a.inputs[a.graph.inputs[0]])
