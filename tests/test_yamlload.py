@@ -81,3 +81,26 @@ layers:
     )
     assert a.layer("conv1").output_shape == (64, 32, 32)
     assert a.layer("conv2").output_shape == (64, 30, 30)
+
+
+@pytest.mark.parametrize("loader", ["CSafeLoader", "SafeLoader"])
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [("[" * 5000, (1, 101)), ("{a: " * 5000, (1, 401)), ("\n".join(" " * i + "a:" for i in range(1500)), (101, 101))],
+)
+def test_netspec_nesting_limit_comes_first_with_either_parser(
+    loader: str, text: str, where: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # libyaml (bundled with PyYAML >= 6.0.4) has a nesting limit of its own that its
+    # read-ahead can reach before netspec's: netspec's message must win either way.
+    import yaml
+
+    from netspec.spec import yamlload
+
+    if not hasattr(yaml, loader):
+        pytest.skip(f"this PyYAML has no {loader}")
+    monkeypatch.setattr(yamlload, "_Loader", getattr(yaml, loader))
+    with pytest.raises(SpecError) as e:
+        parse_yaml(text, "deep.yaml")
+    assert (e.value.location.line, e.value.location.col) == where
+    assert "nesting deeper than 100 levels" in str(e.value)

@@ -87,10 +87,24 @@ class _Frame:
         self.merged: set[Any] = set()  # keys that came from a '<<' merge (explicit keys override them)
 
 
+class _DeeperThanLibyaml(Exception):
+    """libyaml's own nesting limit fired: its scanner reads ahead of the events (a whole
+    run of '[' at once), so it can meet its limit before netspec sees level 100."""
+
+
 def parse_yaml(text: str, path: str = "<string>") -> Document:
     """Parse one YAML document into located plain data, or raise a located SpecError."""
     if len(text) > MAX_FILE_BYTES:
         raise SpecError(f"spec is too large ({len(text):,} bytes; the limit is {MAX_FILE_BYTES:,})", Location(path))
+    try:
+        return _parse(text, path, _Loader)
+    except _DeeperThanLibyaml:
+        # Only very deep text gets here; the pure-Python scanner has no limit of its
+        # own, so netspec's limit reports it, at the level where it is crossed.
+        return _parse(text, path, yaml.SafeLoader)
+
+
+def _parse(text: str, path: str, loader: Any) -> Document:
     doc = Document(None, path)
     resolver = yaml.resolver.Resolver()
     ctor = yaml.constructor.SafeConstructor()
@@ -159,7 +173,7 @@ def parse_yaml(text: str, path: str = "<string>") -> Document:
         top.key_mark = None
 
     try:
-        for event in yaml.parse(text, Loader=_Loader):
+        for event in yaml.parse(text, Loader=loader):
             mark = event.start_mark
             if isinstance(event, yaml.DocumentStartEvent):
                 documents += 1
@@ -195,11 +209,13 @@ def parse_yaml(text: str, path: str = "<string>") -> Document:
                     doc.locs[child_path() if stack else ()] = (mark.line + 1, mark.column + 1)
                 add(value, weight, weight, mark, None)
     except yaml.MarkedYAMLError as e:
+        if loader is not yaml.SafeLoader and e.problem == "exceeded maximum nesting depth":
+            raise _DeeperThanLibyaml from None
         where = e.problem_mark or e.context_mark
         msg = e.problem or e.context or "invalid YAML"
         raise SpecError(f"YAML syntax error: {msg}", _at(path, where)) from None
     except yaml.reader.ReaderError as e:  # control characters; str(e) spans two lines, without a line number
-        raise SpecError(f"YAML error: {_reader_problem(e)}", _offset_at(path, text, e.position)) from None
+        raise SpecError(f"YAML error: {_reader_problem(e)}", _offset_at(path, text, e.position, loader)) from None
     except yaml.YAMLError as e:
         raise SpecError(f"YAML error: {' '.join(str(e).split())}", Location(path)) from None
     return doc
@@ -210,10 +226,10 @@ def _reader_problem(e: Any) -> str:
     return f"character {f'U+{char:04X}' if isinstance(char, int) else repr(char)} is not allowed ({e.reason})"
 
 
-def _offset_at(path: str, text: str, position: int) -> Location:
+def _offset_at(path: str, text: str, position: int, loader: Any) -> Location:
     # libyaml counts the offset in UTF-8 bytes, the pure-Python reader in characters
     before = (
-        text.encode("utf-8")[:position].decode("utf-8", "ignore") if _Loader is not yaml.SafeLoader else text[:position]
+        text.encode("utf-8")[:position].decode("utf-8", "ignore") if loader is not yaml.SafeLoader else text[:position]
     )
     return Location(path, before.count("\n") + 1, len(before) - before.rfind("\n"))
 
