@@ -11,7 +11,19 @@ import pytest
 import netspec
 
 REPO = Path(__file__).resolve().parents[1]
+#: the project's copy of the reference figures (tests/reference/README.md says where they come from)
+REFERENCE = REPO / "tests" / "reference"
+#: the team's shared folder beside the clone, where the figures are kept upstream (optional)
 SHARED = Path(os.environ.get("NETSPEC_SHARED", REPO.parent / "shared"))
+
+
+def reference(name: str) -> Any:
+    """A reference file of the project's copy; it is part of the repository, so a
+    missing one fails the tests that need it instead of skipping them."""
+    path = REFERENCE / name
+    if not path.is_file():
+        pytest.fail(f"reference figures missing: {path}")
+    return json.loads(path.read_text())
 
 
 def analyze_yaml(text: str, **params: Any) -> netspec.Analysis:
@@ -36,11 +48,5 @@ def small_zoo(name: str) -> netspec.Analysis:
 
 @pytest.fixture(scope="session")
 def reference_models() -> dict[str, Any]:
-    path = SHARED / "reference" / "models.json"
-    if not path.is_file():
-        message = f"reference figures not found at {path} (set NETSPEC_SHARED)"
-        if os.environ.get("CI"):
-            pytest.fail(message)  # CI has ../shared beside the clone: a skip would hide its absence
-        pytest.skip(message)
-    data: dict[str, Any] = json.loads(path.read_text())
+    data: dict[str, Any] = reference("models.json")
     return data

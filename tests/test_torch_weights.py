@@ -1,17 +1,15 @@
 """Weights: ``netspec.load_weights`` against the reference implementations' key and
-shape lists (``../shared/reference/state_dict_keys.json``), and numerically against
+shape lists (``tests/reference/state_dict_keys.json``), and numerically against
 hand-written torchvision-style modules (``torch_references.py``): same weights in,
 same outputs out."""
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, SHARED, small_zoo
+from conftest import REPO, reference, small_zoo
 
 import netspec
 
@@ -29,24 +27,11 @@ def stem(reference: str) -> str:
     return STEMS.get(reference, reference.split(".", 1)[1])
 
 
-def reference_keys() -> dict[str, list[tuple[str, list[int]]]]:
-    path = SHARED / "reference" / "state_dict_keys.json"
-    if not path.is_file():
-        return {}
-    data = json.loads(path.read_text())
-    return {stem(name): [(k, list(s)) for k, s in entries] for name, entries in data.items()}
-
-
-KEYS = reference_keys()
+KEYS = {stem(name): [(k, list(s)) for k, s in entries] for name, entries in reference("state_dict_keys.json").items()}
 
 
 @pytest.fixture(scope="module")
 def keys() -> dict[str, list[tuple[str, list[int]]]]:
-    if not KEYS:
-        message = f"reference keys not found under {SHARED} (set NETSPEC_SHARED)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
     return KEYS
 
 
