@@ -263,7 +263,9 @@ LOWERINGS: dict[str, Lowering] = {
 }
 
 #: torchvision's initialisation per module class (statements on ``m``). Every tensor
-#: of these modules is set here: with this scheme they are built on the meta device.
+#: of these modules is set here: with this scheme they are built on the meta device and
+#: materialised with torch.empty, so a class missing here would keep uninitialised
+#: memory as weights; generating source for one is an error instead (``_check_init_rule``).
 TORCHVISION_INIT: dict[str, list[str]] = {
     "nn.Conv2d": [
         'nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")',
@@ -283,6 +285,17 @@ TORCHVISION_INIT: dict[str, list[str]] = {
 def missing_lowerings() -> list[str]:
     """Registered ops (aliases included) that this backend cannot lower."""
     return sorted(name for name in REGISTRY if name not in LOWERINGS)
+
+
+def _check_init_rule(node: Node, kind: str) -> None:
+    """A lowering that makes a module class without a torchvision initialisation is a
+    bug in netspec, not in the spec: NotImplementedError (the CLI's "internal error"),
+    not a SpecError."""
+    if kind not in TORCHVISION_INIT:
+        raise NotImplementedError(
+            f"the torch backend has no torchvision initialisation for {kind} "
+            f"(layer '{node.name}', op '{node.op}'); add it to TORCHVISION_INIT"
+        )
 
 
 # --- source generation -----------------------------------------------------------
@@ -452,7 +465,8 @@ def generate_source(analysis: Analysis) -> str:
         if emit.module is not None:
             modules.add(node, emit.module)
             kind = emit.module.split("(", 1)[0]
-            if kind in TORCHVISION_INIT and kind not in classes:
+            if kind not in classes:
+                _check_init_rule(node, kind)
                 classes.append(kind)
             for tensor, values in emit.fixed.items():
                 fixed.append(f"{access}.{tensor}.copy_(torch.tensor({_values(values)}))")
