@@ -91,13 +91,6 @@ def render(
     return backend.render(source, output, params, depth=depth, rankdir=rankdir, show=show)
 
 
-# In the repository, cli.py and backends/ sit beside this package (the layout the
-# design card fixes); the wheel installs them as netspec/cli.py and netspec/backends/.
-# Searching the repository root too gives both the same import names.
-_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if os.path.isfile(os.path.join(_root, "cli.py")) and os.path.isfile(os.path.join(_root, "pyproject.toml")):
-    __path__.append(_root)
-
 __all__ = [
     "Analysis",
     "Graph",

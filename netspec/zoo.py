@@ -1,4 +1,4 @@
-"""The built-in specs (``specs/`` in the repository, ``netspec/specs`` when installed)."""
+"""The built-in specs: ``netspec/specs``, in the repository a link to ``specs/``."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ _HERE = Path(__file__).resolve().parent
 
 
 def specs_dir() -> Path:
-    installed = _HERE / "specs"
-    return installed if installed.is_dir() else _HERE.parent / "specs"
+    return _HERE / "specs"  # in the repository, a link to specs/ beside the package
 
 
 def names() -> list[str]:
