@@ -52,6 +52,7 @@ from netspec.analysis import Analysis
 from netspec.backends.common import analysis_of, check_directory, match_keys, write_atomic
 from netspec.errors import Location, SpecError
 from netspec.graph.ir import Node
+from netspec.names import NESTED_RESERVED, ROOT_RESERVED, reserved_error, reserved_why
 from netspec.ops import REGISTRY, Shape
 from netspec.ops.conv2d import Conv2d
 from netspec.spec.load import Spec
@@ -300,23 +301,35 @@ def _check_init_rule(node: Node, kind: str) -> None:
 
 # --- source generation -----------------------------------------------------------
 
-_SOURCE_NAMES = {"self", "torch", "nn", "F", "kw", "m", "init", "device", "dtype", "annotations"}
-_CLASS_ATTRS = {"init_torchvision", "set_fixed_weights", "INPUTS", "OUTPUTS"}
+#: names the generated file binds or reads at module level or in forward(): a local
+#: variable or the class must not shadow them (``class F`` would hide functional,
+#: a local ``getattr`` would break ``getattr(self, "class")`` above its assignment)
+_SOURCE_NAMES = frozenset({"self", "torch", "nn", "F", "annotations", *dir(builtins)})
 
 
 @functools.cache
-def _reserved(container: str) -> frozenset[str]:
-    """Names a child of the root module or of an nn.ModuleDict cannot take."""
-    if container == "root":
-        return frozenset(dir(nn.Module())) | _CLASS_ATTRS
-    return frozenset(dir(nn.ModuleDict()))
+def _reserved(depth: int) -> frozenset[str]:
+    """Names the ``depth``-th part of a layer's name cannot take: the core's list (the
+    analysis refuses these already) and what the installed torch has beyond it."""
+    if depth == 0:
+        return ROOT_RESERVED | frozenset(dir(nn.Module()))
+    return NESTED_RESERVED | frozenset(dir(nn.ModuleDict()))
+
+
+def _attribute(name: str) -> bool:
+    """Whether ``self.<name>`` reaches the child module ``name``: an identifier that is
+    no keyword and that Python does not mangle inside a class body (``__x``)."""
+    return name.isidentifier() and not keyword.iskeyword(name) and not name.startswith("__")
 
 
 def _identifier(name: str, taken: set[str]) -> str:
-    """A readable, unique local variable name for a node."""
+    """A readable local variable name for a node, unique, and never a keyword, a
+    builtin, a name the file uses or one that Python would mangle."""
     base = re.sub(r"\W", "_", name)
-    if not base.isidentifier() or keyword.iskeyword(base) or base in _SOURCE_NAMES:
-        base = "v_" + base
+    if not base.isidentifier() or base.startswith("__"):
+        base = "v" + base
+    if keyword.iskeyword(base) or base in _SOURCE_NAMES:
+        base += "_"
     ident, k = base, 2
     while ident in taken:
         ident, k = f"{base}_{k}", k + 1
@@ -327,7 +340,8 @@ def _identifier(name: str, taken: set[str]) -> str:
 def class_name(name: str) -> str:
     words = [w for w in re.split(r"[^0-9A-Za-z]+", name) if w]
     ident = "".join(w[:1].upper() + w[1:] for w in words) or "Net"
-    return ident if ident[0].isalpha() and not keyword.iskeyword(ident) else "Net" + ident
+    clash = not ident[0].isalpha() or keyword.iskeyword(ident) or ident in _SOURCE_NAMES
+    return "Net" + ident if clash else ident
 
 
 class _Modules:
@@ -338,39 +352,34 @@ class _Modules:
         self.lines: list[str] = []
         self.kinds: dict[str, str] = {}  # dotted path -> "dict" (a container) or "leaf"
 
-    def _child(self, parent: str, parent_expr: str, part: str, node: Node) -> str:
-        if parent == "":
-            if part in _reserved("root"):
-                raise _reserved_error(node, part, "a PyTorch nn.Module attribute")
-            if part.isidentifier() and not keyword.iskeyword(part):
-                return f"{parent_expr}.{part}"
-            return f"getattr({parent_expr}, {_lit(part)})"
-        if part in _reserved("dict"):
-            raise _reserved_error(node, part, "a method of PyTorch's nn.ModuleDict")
-        return f"{parent_expr}[{_lit(part)}]"
+    @staticmethod
+    def _check(node: Node, depth: int, part: str) -> None:
+        # The analysis refuses the core's list; this catches a newer torch's additions.
+        if part in _reserved(depth):
+            raise reserved_error(
+                node, depth, reserved_why(part, depth) or "an attribute of the installed PyTorch's modules"
+            )
 
     @staticmethod
     def access(node: Node) -> str:
         """The expression that reaches the node's module in ``forward``."""
-        expr = "self"
-        for depth, part in enumerate(node.name.split(".")):
-            if depth:
-                expr = f"{expr}[{_lit(part)}]"
-            elif part.isidentifier() and not keyword.iskeyword(part):
-                expr = f"self.{part}"
-            else:
-                expr = f"getattr(self, {_lit(part)})"
-        return expr
+        first, *rest = node.name.split(".")
+        expr = f"self.{first}" if _attribute(first) else f"getattr(self, {_lit(first)})"
+        return expr + "".join(f"[{_lit(part)}]" for part in rest)
 
     def add(self, node: Node, constructor: str) -> None:
         """Register ``constructor`` under the node's name (containers as needed)."""
         parts = node.name.split(".")
         expr, path = "self", ""
         for depth, part in enumerate(parts):
+            self._check(node, depth, part)
             child = f"{path}.{part}" if path else part
             leaf = depth == len(parts) - 1
             kind = self.kinds.get(child)
-            access = self._child(path, expr, part, node)
+            if depth:
+                access = f"{expr}[{_lit(part)}]"
+            else:
+                access = f"self.{part}" if _attribute(part) else f"getattr(self, {_lit(part)})"
             if kind is not None and (leaf or kind == "leaf"):
                 other = child if kind == "leaf" else f"{child}.*"
                 raise SpecError(
@@ -382,21 +391,12 @@ class _Modules:
                 )
             if kind is None:
                 value = constructor if leaf else "nn.ModuleDict()"
-                if access.startswith("getattr("):
+                if depth == 0 and not _attribute(part):
                     self.lines.append(f"self.add_module({_lit(part)}, {value})")
                 else:
                     self.lines.append(f"{access} = {value}")
                 self.kinds[child] = "leaf" if leaf else "dict"
             expr, path = access, child
-
-
-def _reserved_error(node: Node, part: str, what: str) -> SpecError:
-    return SpecError(
-        f"layer '{node.name}' cannot be registered in PyTorch: '{part}' is {what}",
-        node.location,
-        hint="rename the layer",
-        layer=node.name,
-    )
 
 
 def _lowering(node: Node) -> Lowering:

@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 
 from netspec.graph.ir import Graph
 from netspec.graph.lower import lower
+from netspec.names import check_layer_names
 from netspec.ops import Shape
 from netspec.passes.cost import count_costs
 from netspec.passes.memory import activation_memory
@@ -113,6 +114,7 @@ class Analysis:
 
 
 def analyze_graph(graph: Graph) -> Analysis:
+    check_layer_names(graph)  # here, not in a backend: `netspec check` refuses them too
     shapes = infer_shapes(graph)
     costs = count_costs(graph, shapes)
     memory = activation_memory(graph, shapes, BYTES_PER_ELEMENT)

@@ -8,7 +8,9 @@ ops and new zoo specs are covered without touching this file.
 
 from __future__ import annotations
 
+import builtins
 import importlib.util
+import keyword
 import shutil
 import subprocess
 import sys
@@ -197,14 +199,107 @@ def test_block_names_give_nested_keys() -> None:
     assert "layer2.0.conv1.weight" in keys and "layer4.1.bn2.running_var" in keys
 
 
-def test_a_layer_name_that_pytorch_reserves_is_a_located_error() -> None:
-    a = spec("""
-        inputs: {x: [4]}
-        layers: [{op: linear, name: forward, out: 2}]
-    """)
-    with pytest.raises(netspec.SpecError, match=r"'forward' is a PyTorch nn\.Module attribute") as e:
-        backend.build(a)
-    assert e.value.location is not None and e.value.location.line == 3
+@pytest.mark.parametrize(
+    "layers,where,message",
+    [
+        (
+            "[{op: linear, name: forward, out: 2}]",
+            (3, 10),
+            r"'forward' is reserved: it is an attribute of PyTorch's nn\.Module",
+        ),
+        (
+            "[{op: linear, name: INPUT_SHAPES, out: 2}]",
+            (3, 10),
+            r"'INPUT_SHAPES' is reserved: it is a member of the generated",
+        ),
+        ("[{op: relu, name: training}]", (3, 10), r"'training' is reserved"),
+        ("[{op: linear, name: train, out: 2, repeat: 2}]", (3, 10), r"layer 'train\.0': the name 'train' is reserved"),
+        ("[{op: b, name: to}]", (3, 10), r"layer 'to\.fc': the name 'to' is reserved"),
+        ("[{op: b, name: blk}, {op: b, name: eval, repeat: 2}]", (3, 30), r"layer 'eval\.0\.fc': the name 'eval'"),
+    ],
+)
+def test_a_layer_name_that_pytorch_reserves_is_refused_at_the_spec(
+    layers: str, where: tuple[int, int], message: str
+) -> None:
+    # Refused by the analysis (so `netspec check` too), located at the layer or block
+    # instance, never a module that breaks when it is built.
+    text = f"""
+        inputs: {{x: [4]}}
+        layers: {layers}
+        blocks:
+          b: {{layers: [{{op: linear, name: fc, out: 4}}]}}
+    """
+    with pytest.raises(netspec.SpecError, match=message) as e:
+        spec(text)
+    assert e.value.location is not None and (e.value.location.line, e.value.location.col) == where
+    assert e.value.hint is not None and e.value.hint.startswith("rename the")
+
+
+def test_a_block_layer_named_like_a_module_dict_method_is_refused() -> None:
+    with pytest.raises(netspec.SpecError, match=r"layer 'blk\.items': .* nn\.ModuleDict") as e:
+        spec("""
+            inputs: {x: [4]}
+            blocks:
+              b: {layers: [{op: linear, name: fc, out: 4}, {op: relu, name: items}]}
+            layers: [{op: b, name: blk}]
+        """)
+    assert e.value.location is not None and e.value.location.line == 4
+
+
+def test_the_core_lists_every_name_the_module_class_reserves() -> None:
+    # The core's list is written out (no torch import); it must cover the installed
+    # torch and every member the generated class defines.
+    from netspec.names import NESTED_RESERVED, ROOT_RESERVED
+
+    assert set(dir(nn.Module())) <= ROOT_RESERVED
+    assert set(dir(nn.ModuleDict())) <= NESTED_RESERVED
+    cls = type(netspec.compile(spec("inputs: {x: [1, 2, 2]}\nlayers: [{op: conv2d, weight: [[1]]}]")))
+    assert set(vars(cls)) - {"__module__", "__doc__", "__annotations__"} <= ROOT_RESERVED
+
+
+NAMES_NET = """
+    name: f                          # class F would shadow torch.nn.functional
+    inputs: {input: [4]}             # a builtin as a forward() argument
+    blocks:
+      b:
+        layers:
+          - {op: linear, name: fc, out: 4}
+          - {op: relu, name: getattr}
+    layers:
+      - {op: b, name: class}          # keywords: registered with add_module, not at the root
+      - {op: b, name: def, repeat: 2}
+      - {op: linear, name: getattr, out: 4}   # a local 'getattr' beside getattr(self, "class")
+      - {op: linear, name: __x, out: 4}       # not name-mangled into _NetF__x
+      - {op: linear, name: _NetF__x, out: 4}
+      - {op: relu, name: self}
+      - {op: linear, name: F, out: 3}
+"""
+
+
+def test_generated_names_never_collide_whatever_the_spec_names(tmp_path: Path) -> None:
+    a = spec(NAMES_NET)
+    torch.manual_seed(0)
+    model = netspec.compile(a)
+    assert backend.class_name(a.name) == "NetF"
+    keys = list(model.state_dict())
+    assert keys == [
+        "class.fc.weight", "class.fc.bias", "def.0.fc.weight", "def.0.fc.bias", "def.1.fc.weight", "def.1.fc.bias",
+        "getattr.weight", "getattr.bias", "__x.weight", "__x.bias", "_NetF__x.weight", "_NetF__x.bias",
+        "F.weight", "F.bias",
+    ]  # fmt: skip
+    assert sum(p.numel() for p in model.parameters()) == a.totals.params == 6 * 20 + 15
+    inputs = sample_inputs(a)
+    outputs = check_parity(a, model, inputs)
+    check_standalone_matches(a, model, tmp_path, inputs, outputs)
+
+
+@pytest.mark.parametrize("name", ["f", "nn", "torch", "value_error", "print", "class", "T", "F"])
+def test_the_class_name_is_never_a_name_the_file_uses(name: str) -> None:
+    ident = backend.class_name(name)
+    assert ident.isidentifier() and not keyword.iskeyword(ident)
+    assert ident not in {"F", "nn", "torch", "annotations", *dir(builtins)}
+    model = netspec.compile(spec(f"name: '{name}'\ninputs: {{x: [4]}}\nlayers: [{{op: linear, out: 2}}, relu]"))
+    assert model(torch.randn(2, 4)).shape == (2, 2)
 
 
 # --- training semantics, freezing, initialisation ----------------------------------
