@@ -10,8 +10,11 @@ import random
 import pytest
 from conftest import analyze_yaml
 
+import netspec
+
 torch = pytest.importorskip("torch")
 nn = torch.nn
+F = torch.nn.functional
 
 
 def conv_cases() -> list[tuple[int, int, int, int, int | str, int]]:
@@ -50,7 +53,10 @@ def test_conv2d_matches_torch(size: int, k: int, s: int, d: int, p: int | str, g
 
 POOL_CASES = [
     (size, k, s, p, ceil)
-    for size, k, s, p, ceil in itertools.product([5, 6, 7, 13, 14, 55], [2, 3, 5], [1, 2, 3], [0, 1, 2], [False, True])
+    # small sizes: ceil-mode windows that overhang the padded input (kernel 4 on 1x3)
+    for size, k, s, p, ceil in itertools.product(
+        [1, 2, 3, 5, 6, 7, 13, 55], [2, 3, 4, 5], [1, 2, 3], [0, 1, 2], [False, True]
+    )
     if 2 * p <= k
 ]
 
@@ -73,6 +79,51 @@ def test_pooling_matches_torch(size: int, k: int, s: int, p: int, ceil: bool) ->
                 analyze_yaml(spec)
             continue
         assert analyze_yaml(spec).layers[-1].output_shape == expected, op
+
+
+def test_avgpool_ceil_mode_overhang_is_pytorchs_size() -> None:
+    a = analyze_yaml("inputs: {x: [2, 1, 3]}\nlayers: [{op: avgpool2d, kernel: 4, padding: 1, ceil_mode: true}]")
+    expected = nn.AvgPool2d(4, padding=1, ceil_mode=True)(torch.zeros(1, 2, 1, 3)).shape[1:]
+    assert a.layers[-1].output_shape == tuple(expected) == (2, 1, 1)
+
+
+@pytest.mark.parametrize("ceil", [False, True])
+def test_dilated_maxpool_windows_wholly_in_the_padding_are_refused(ceil: bool) -> None:
+    # PyTorch gives -inf for such a window (and its backward writes out of bounds)
+    refused = 0
+    for size, k, s, p, d in itertools.product(range(1, 6), range(2, 5), range(1, 4), range(0, 3), range(2, 6)):
+        if 2 * p > k:
+            continue
+        spec = f"""
+            inputs: {{x: [1, 1, {size}]}}
+            layers: [{{op: maxpool2d, kernel: [1, {k}], stride: [1, {s}], padding: [0, {p}], dilation: [1, {d}],
+                      ceil_mode: {str(ceil).lower()}}}]
+        """
+        try:
+            y = F.max_pool2d(torch.ones(1, 1, 1, size), (1, k), (1, s), (0, p), (1, d), ceil_mode=ceil)
+        except RuntimeError:
+            with pytest.raises(netspec.SpecError, match="output size would be"):
+                analyze_yaml(spec)
+            continue
+        if torch.isinf(y).any():
+            refused += 1
+            with pytest.raises(netspec.SpecError, match="every tap lies in the padding") as e:
+                analyze_yaml(spec)
+            assert e.value.location is not None and e.value.location.line == 3
+        else:
+            assert analyze_yaml(spec).layers[-1].output_shape == tuple(y.shape[1:])
+    assert refused > 0
+
+
+def test_multiply_of_different_ranks_is_refused_as_pytorch_would_misalign_the_batch() -> None:
+    x, gate = torch.zeros(3, 4, 3, 3), torch.zeros(3, 3)  # a batch of 3
+    assert (x * gate).shape == (3, 4, 3, 3)  # runs, but the batch axis met the height
+    with pytest.raises(netspec.SpecError, match="different ranks") as e:
+        analyze_yaml("""
+            inputs: {x: [4, 3, 3], gate: [3]}
+            layers: [{op: multiply, name: m, inputs: [x, gate]}]
+        """)
+    assert e.value.layer == "m" and e.value.location is not None and e.value.location.line == 3
 
 
 @pytest.mark.parametrize("size,out", [(13, 6), (7, 7), (1, 7), (10, 3), (224, 7), (5, 2)])

@@ -6,15 +6,15 @@ from netspec.errors import OpError
 
 
 def window_length(size: int, kernel: int, stride: int, pad: int, dilation: int = 1, ceil_mode: bool = False) -> int:
-    """Output length of a sliding window, exactly as PyTorch computes it.
+    """Output length of a sliding window, exactly as PyTorch computes it
+    (``pooling_output_shape``), or a number below 1 where PyTorch refuses.
 
-    ``floor((size + 2*pad - dilation*(kernel-1) - 1) / stride) + 1``; with ``ceil_mode``
-    the division rounds up, but the last window must still start inside the input or the
-    left padding (PyTorch's pooling rule).
+    ``floor((size + 2*pad - dilation*(kernel-1) - 1) / stride) + 1``, the division
+    rounding towards minus infinity; with ``ceil_mode`` it rounds up, and a last window
+    that would start in the right padding is dropped. A ceil-mode window may overhang
+    the padded input (kernel 4, padding 1 on a size-1 input gives 1, as PyTorch does).
     """
     span = size + 2 * pad - dilation * (kernel - 1) - 1
-    if span < 0:
-        return 0
     out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1
     if ceil_mode and (out - 1) * stride >= size + pad:
         out -= 1

@@ -7,9 +7,11 @@ from netspec.ops.base import Op, Shape, register_op
 
 @register_op("multiply")
 class Multiply(Op):
-    """Element-wise product of two or more inputs with broadcasting, e.g. a
-    ``[C, 1, 1]`` gate times a ``[C, H, W]`` feature map (squeeze-and-excitation);
-    ``n - 1`` FLOPs per output element::
+    """Element-wise product of two or more inputs of the same rank with broadcasting,
+    e.g. a ``[C, 1, 1]`` gate times a ``[C, H, W]`` feature map (squeeze-and-excitation);
+    ``n - 1`` FLOPs per output element. Inputs of different ranks are refused: with
+    the batch axis in front, PyTorch would align a ``[N, C]`` gate with the last axes
+    of ``[N, C, H, W]``, not with ``C``::
 
         inputs: {x: [64, 56, 56]}
         layers:
@@ -22,6 +24,14 @@ class Multiply(Op):
     arity = (2, None)
 
     def shape(self, a: object, ins: list[Shape]) -> Shape:
+        bad = next((i for i in range(1, len(ins)) if len(ins[i]) != len(ins[0])), None)
+        if bad is not None:
+            raise OpError(
+                "cannot multiply inputs of different ranks (the batch axis would be broadcast against a "
+                "per-sample axis); give the smaller input size-1 axes, e.g. [C, 1, 1] for a gate of [C, H, W]",
+                0,
+                bad,
+            )
         try:
             return broadcast(ins)
         except OpError:

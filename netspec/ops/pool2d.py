@@ -4,6 +4,7 @@ from typing import Any
 
 from pydantic import model_validator
 
+from netspec.errors import OpError
 from netspec.ops._arith import numel, window_output
 from netspec.ops.base import Attrs, CountPair, Op, Shape, SizePair, Window, register_op
 
@@ -30,6 +31,22 @@ class MaxPool2dAttrs(_PoolAttrs):
 
 class AvgPool2dAttrs(_PoolAttrs):
     count_include_pad: bool = True
+
+
+def _empty_window(size: int, count: int, stride: int, pad: int, dilation: int) -> int | None:
+    """The first output whose dilated window has no tap inside the input, or None.
+
+    A window starting at ``e >= 0`` holds input element ``e`` (every window starts
+    before the input's end), and one starting in the left padding reaches into the
+    input, so its first tap at or after 0 is ``e mod dilation``; the window is empty
+    when that tap is past the input, which needs ``dilation > size``.
+    """
+    if dilation <= size:
+        return None
+    for i in range(min(count, -(-pad // stride))):  # the windows that start in the padding
+        if (i * stride - pad) % dilation >= size:
+            return i
+    return None
 
 
 class _Pool2d(Op):
@@ -60,6 +77,20 @@ class MaxPool2d(_Pool2d):
 
     Attrs = MaxPool2dAttrs
     kind = "max-pooling"
+
+    def shape(self, a: MaxPool2dAttrs, ins: list[Shape]) -> Shape:
+        out = super().shape(a, ins)
+        stride = a.stride or a.kernel
+        for axis, what in ((0, "height"), (1, "width")):
+            i = _empty_window(ins[0][axis + 1], out[axis + 1], stride[axis], a.padding[axis], a.dilation[axis])
+            if i is not None:
+                # PyTorch gives -inf there (onnxruntime -3.4e38) and its backward
+                # writes out of bounds: the geometry is refused.
+                raise OpError(
+                    f"output {i} along the {what} is a window of dilation {a.dilation[axis]} that takes no input "
+                    f"element (input {ins[0][axis + 1]}, padding {a.padding[axis]}): every tap lies in the padding"
+                )
+        return out
 
     def flops(self, a: MaxPool2dAttrs, ins: list[Shape], out: Shape) -> int:
         return numel(out) * (a.kernel[0] * a.kernel[1] - 1)
