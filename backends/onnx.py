@@ -195,17 +195,35 @@ def _batchnorm(c: Ctx) -> None:
 def _pool(kind: str) -> Callable[[Ctx], None]:
     def lower(c: Ctx) -> None:
         a = c.attrs
-        attrs: dict[str, Any] = {
-            "kernel_shape": list(a.kernel),
-            "strides": list(a.stride or a.kernel),
-            "pads": _pairs(a.padding),
-            "ceil_mode": int(a.ceil_mode),
-        }
+        stride, dilation = a.stride or a.kernel, getattr(a, "dilation", (1, 1))
+        x, pads, include_pad = c.args[0], _pairs(a.padding), getattr(a, "count_include_pad", False)
+        # ONNX's ceil mode keeps a last window that starts in the right padding, which
+        # PyTorch drops: ceil mode is written as floor mode over the end padding that
+        # PyTorch's windows reach (the overhang), so the sizes are netspec's.
+        over = [0, 0]
+        for axis in (0, 1) if a.ceil_mode else ():
+            reach = (c.out[axis + 1] - 1) * stride[axis] + dilation[axis] * (a.kernel[axis] - 1) + 1
+            over[axis] = max(0, reach - c.ins[0][axis + 1] - 2 * a.padding[axis])
+        if any(over) and kind == "MaxPool":
+            # ONNX takes pads shorter than the kernel, and a dilated window's overhang
+            # can be longer: pad with -inf, never a maximum (no window is all padding).
+            ends = c.b.const(c.tmp("pads"), [0, 0, 0, 0, 0, 0, *over], np.int64)
+            x = c.emit("Pad", [x, ends, c.b.const(c.tmp("lowest"), -np.inf)], c.tmp("padded"))
+        elif any(over):
+            if include_pad and any(a.padding):
+                # PyTorch counts the declared padding, never the overhang: zeros written
+                # out, then nothing counted but what lies inside
+                begin = [0, 0, *a.padding]
+                x = c.emit("Pad", [x, c.b.const(c.tmp("pads"), begin + begin, np.int64)], c.tmp("padded"))
+                pads = [0, 0, 0, 0]
+            pads[2:] = [pads[2] + over[0], pads[3] + over[1]]
+            include_pad = False
+        attrs: dict[str, Any] = {"kernel_shape": list(a.kernel), "strides": list(stride), "pads": pads}
         if kind == "MaxPool":
-            attrs["dilations"] = list(a.dilation)
+            attrs["dilations"] = list(dilation)
         else:
-            attrs["count_include_pad"] = int(a.count_include_pad)
-        c.emit(kind, [c.args[0]], **attrs)
+            attrs["count_include_pad"] = int(include_pad)
+        c.emit(kind, [x], **attrs)
 
     return lower
 
@@ -248,8 +266,8 @@ def _flatten(c: Ctx) -> None:
     rank = len(c.ins[0]) + 1
     start = a.start_dim + rank if a.start_dim < 0 else a.start_dim
     end = a.end_dim + rank if a.end_dim < 0 else a.end_dim
-    if end == rank - 1:
-        c.emit("Flatten", [c.args[0]], axis=start)
+    if start == 1 and end == rank - 1:  # ONNX's Flatten always gives 2-D: only this case
+        c.emit("Flatten", [c.args[0]], axis=1)
         return
     # 0 copies an axis (the batch, whatever it is), -1 takes the merged ones
     target = [0] * start + [-1] + list(c.ins[0][end:])

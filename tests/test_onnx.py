@@ -161,6 +161,30 @@ def test_attribute_variants_and_opsets(opset: int) -> None:
     check_against_torch(a, torch_model, data, (1, 3))
 
 
+@pytest.mark.parametrize(
+    "layer,shape",
+    [
+        # ONNX's Flatten is always 2-D ([6, 64] where PyTorch gives [2, 3, 64])
+        ("{op: flatten, start_dim: 2}", [3, 8, 8]),
+        ("{op: flatten, start_dim: 2, end_dim: 3}", [3, 4, 4, 2]),
+        # ceil mode, where PyTorch drops a last window that would start in the padding
+        ("{op: maxpool2d, kernel: 2, stride: 2, padding: 1, ceil_mode: true}", [2, 5, 5]),
+        ("{op: avgpool2d, kernel: 2, stride: 2, padding: 1, ceil_mode: true}", [2, 5, 5]),
+        ("{op: avgpool2d, kernel: 3, stride: 3, padding: 1, ceil_mode: true, count_include_pad: false}", [2, 5, 4]),
+        # ceil-mode windows overhanging the padded input: PyTorch counts the declared
+        # padding only; a dilated overhang longer than the kernel
+        ("{op: avgpool2d, kernel: 4, padding: 1, ceil_mode: true}", [2, 1, 3]),
+        ("{op: avgpool2d, kernel: 3, stride: 2, ceil_mode: true}", [2, 6, 6]),
+        ("{op: maxpool2d, kernel: 2, stride: 3, dilation: 2, ceil_mode: true}", [2, 1, 1]),
+        ("{op: maxpool2d, kernel: 4, stride: 3, padding: 2, dilation: 2, ceil_mode: true}", [2, 4, 7]),
+    ],
+)
+def test_geometry_that_onnx_writes_differently(layer: str, shape: list[int]) -> None:
+    a = spec(f"inputs: {{x: {shape}}}\nlayers: [{layer}]")
+    torch_model = netspec.compile(a)
+    check_against_torch(a, torch_model, export_checked(a, torch_model, dynamic_batch=True), (2,))
+
+
 def test_static_batch() -> None:
     a = small_zoo("lenet5")
     model = backend.export(a, batch=2)
