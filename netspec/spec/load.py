@@ -3,6 +3,7 @@ evaluate its variables (with overrides from ``--set`` or from Python)."""
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -10,8 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from netspec.errors import Location, SpecError, did_you_mean
-from netspec.spec.expr import ExprError, evaluate, is_expression, variables_in
+from netspec.errors import Location, SpecError, did_you_mean, name_list
+from netspec.spec.expr import LIMIT, ExprError, evaluate, is_expression, variables_in
 from netspec.spec.model import SpecModel
 from netspec.spec.yamlload import MAX_FILE_BYTES, Document, Path, parse_yaml
 
@@ -83,12 +84,15 @@ def evaluate_params(spec: Spec, overrides: dict[str, Any]) -> dict[str, Any]:
     declared = spec.model.params
     for name in overrides:
         if name not in declared:
-            known = ", ".join(declared) or "none"
+            known = name_list(declared) or "none"
             raise SpecError(
                 f"cannot set '{name}': the spec has no such variable (its variables: {known})",
                 spec.loc(("params",), key=True) if declared else spec.loc(()),
                 hint=did_you_mean(name, declared),
             )
+        problem = _unfit_override(overrides[name])
+        if problem:
+            raise SpecError(f"cannot set '{name}': {problem}", spec.loc(("params", name)))
     chosen, preset = _variant(spec, overrides)
     values: dict[str, Any] = {}
     at: Path
@@ -112,6 +116,18 @@ def evaluate_params(spec: Spec, overrides: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+def _unfit_override(value: Any) -> str | None:
+    """What is wrong with a value given for a variable from Python, if anything: the
+    values the YAML reader and the expressions let through, and no others."""
+    if value is None or isinstance(value, (dict, list, tuple)):
+        return "the value must be a number, a boolean, a string or an expression"
+    if isinstance(value, int) and not isinstance(value, bool) and not -LIMIT < value < LIMIT:
+        return "the value is beyond 64-bit integers"  # no repr: it may have more digits than str() allows
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"the value {value} is not a finite number"
+    return None
+
+
 def _variant(spec: Spec, overrides: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """The values of the chosen preset of ``variants`` (``--set variant=b3``), if any."""
     variants, declared = spec.model.variants, spec.model.params
@@ -127,7 +143,7 @@ def _variant(spec: Spec, overrides: dict[str, Any]) -> tuple[str, dict[str, Any]
     if chosen not in variants:
         given = "variant" in overrides
         raise SpecError(
-            f"{'--set variant: ' if given else ''}unknown variant {chosen!r}; the spec has " + ", ".join(variants),
+            f"{'--set variant: ' if given else ''}unknown variant {chosen!r}; the spec has " + name_list(variants),
             spec.loc(()) if given else spec.loc(("params", "variant")),
             hint=did_you_mean(str(chosen), variants),
         )
@@ -216,15 +232,25 @@ def translate(
 
 
 def parse_override(item: str) -> tuple[str, Any]:
-    """``name=value`` from the command line; the value is read as a YAML scalar."""
+    """``name=value`` from the command line; the value is read as a YAML scalar.
+
+    Errors name the option and are located at it: ``--set:1:COL``, COL counting the
+    characters of ``NAME=VALUE`` (the CLI prints every error as ``path:line:col``)."""
     name, sep, text = item.partition("=")
-    name = name.strip()
-    if not sep or not name:
-        raise SpecError(f"--set expects NAME=VALUE, got '{item}'")
+    where = f"--set '{item}'"
+    if not sep or not name.strip():
+        raise SpecError(f"{where}: expects NAME=VALUE", Location("--set", 1, 1))
+    start = len(name) + 1  # characters before the value
     try:
-        value = parse_yaml(text, f"--set {name}").data if text.strip() else ""
-    except SpecError as e:  # a location inside a command-line value means little; name the option
-        raise SpecError(f"--set {name}: {e.message}") from None
+        value = parse_yaml(text, "--set").data if text.strip() else ""
+    except SpecError as e:
+        at = e.location
+        if at is not None and at.line > 0:  # the value's own line and column, made a column of the item
+            start += len("".join(text.splitlines(keepends=True)[: at.line - 1])) + at.col - 1
+        raise SpecError(f"{where}: {e.message}", Location("--set", 1, start + 1), hint=e.hint) from None
     if isinstance(value, (dict, list)):
-        raise SpecError(f"--set {name}: the value must be a number, a boolean, a string or an expression")
-    return name, value
+        raise SpecError(
+            f"{where}: the value must be a number, a boolean, a string or an expression",
+            Location("--set", 1, start + 1),
+        )
+    return name.strip(), value

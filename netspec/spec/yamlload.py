@@ -12,23 +12,33 @@ the parser's event stream, without recursion, so that:
 
 from __future__ import annotations
 
+import math
 import re
+from array import array
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
 from netspec.errors import Location, SpecError
+from netspec.spec.expr import LIMIT
 
 MAX_FILE_BYTES = 32 * 1024 * 1024
-MAX_VALUES = 2_000_000  # values after alias expansion
+# Values after alias expansion. PyYAML takes ~1 us to hand over each value, so this
+# also bounds the time to refuse a huge list (~1 s); a 100,000-layer flat spec has 650,000.
+MAX_VALUES = 1_000_000
 MAX_DEPTH = 100
 
 Path = tuple[Any, ...]
 
 _Y = "tag:yaml.org,2002:"
-_ALLOWED_TAGS = {None, "!", _Y + "str", _Y + "int", _Y + "float", _Y + "bool", _Y + "null", _Y + "map", _Y + "seq"}
 _SCALAR_TAGS = {_Y + "int", _Y + "float", _Y + "bool", _Y + "null"}
+# the tags a spec may write, by the kind of node they fit
+_TAGS_OF = {"scalar": {None, "!", _Y + "str", *_SCALAR_TAGS}, "mapping": {None, "!", _Y + "map"}}
+_TAGS_OF["list"] = {None, "!", _Y + "seq"}
+_ALLOWED_TAGS = set().union(*_TAGS_OF.values())
+_NULLS = {"", "~", "null", "Null", "NULL"}
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -38,8 +48,13 @@ class Document:
 
     data: Any
     path: str
-    locs: dict[Path, tuple[int, int]] = field(default_factory=dict)
-    key_locs: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    #: where each value starts, by the path of its container: a list's values by index
+    #: (an array), a mapping's by key, packed as ``line << 32 | column``. Per value that
+    #: is 8 to 40 bytes; a dict of path tuples to (line, col) tuples took 220, so two
+    #: million values held 450 MB of locations before MAX_VALUES refused them.
+    locs: dict[Path, Any] = field(default_factory=dict)
+    key_locs: dict[Path, dict[Any, int]] = field(default_factory=dict)  # a mapping's keys, by key
+    root: int = 0  # where the top value starts (packed)
     #: the column where the text of each one-line expression starts (after a quote)
     text_cols: dict[Path, int] = field(default_factory=dict)
     _cache: dict[Path, Location] = field(default_factory=dict, repr=False)  # loc() results
@@ -51,15 +66,25 @@ class Document:
         came from an alias or that are missing.
         """
         p = tuple(path)
-        if key and p in self.key_locs:
-            return Location(self.path, *self.key_locs[p])
+        if key and p and (packed := self.key_locs.get(p[:-1], {}).get(p[-1], 0)):
+            return self._location(packed)
         found = self._cache.get(p)
         if found is None:
-            q = p
-            while q and q not in self.locs:
+            q, packed = p, 0
+            while q and not (packed := self._packed(q)):
                 q = q[:-1]
-            found = self._cache[p] = Location(self.path, *self.locs.get(q, (1, 1)))
+            found = self._cache[p] = self._location(packed if q else self.root)
         return found
+
+    def _packed(self, path: Path) -> int:
+        children = self.locs.get(path[:-1])
+        if isinstance(children, dict):
+            return children.get(path[-1], 0)  # type: ignore[no-any-return]
+        i = path[-1]
+        return children[i] if children is not None and type(i) is int and 0 <= i < len(children) else 0
+
+    def _location(self, packed: int) -> Location:
+        return Location(self.path, packed >> 32, packed & 0xFFFFFFFF) if packed else Location(self.path, 1, 1)
 
     def text_loc(self, path: Path, offset: int) -> Location:
         """Location of character ``offset`` of the string at ``path`` (for expressions);
@@ -73,13 +98,20 @@ def _at(path: str, mark: Any) -> Location:
     return Location(path, mark.line + 1, mark.column + 1) if mark is not None else Location(path, 1, 1)
 
 
+def _char_at(path: str, text: str, i: int) -> Location:
+    """Location of character ``i`` of ``text``."""
+    return Location(path, text.count("\n", 0, i) + 1, i - text.rfind("\n", 0, i))
+
+
 class _Frame:
-    __slots__ = ("anchor", "container", "is_map", "key", "key_mark", "merged", "path", "weight")
+    __slots__ = ("anchor", "container", "is_map", "key", "key_locs", "key_mark", "locs", "merged", "path", "weight")
 
     def __init__(self, container: Any, path: Path, anchor: str | None) -> None:
         self.container = container
         self.path = path
         self.is_map = isinstance(container, dict)
+        self.locs: Any = {} if self.is_map else array("Q")  # where the children start (packed)
+        self.key_locs: dict[Any, int] = {}
         self.key: Any = None
         self.key_mark: Any = None
         self.weight = 1
@@ -96,6 +128,11 @@ def parse_yaml(text: str, path: str = "<string>") -> Document:
     """Parse one YAML document into located plain data, or raise a located SpecError."""
     if len(text) > MAX_FILE_BYTES:
         raise SpecError(f"spec is too large ({len(text):,} bytes; the limit is {MAX_FILE_BYTES:,})", Location(path))
+    if not text.isascii() and (bad := _SURROGATE.search(text)):  # libyaml would fail to encode it
+        char = f"U+{ord(bad.group()):04X}"
+        raise SpecError(
+            f"YAML error: character {char} is not allowed (a lone surrogate)", _char_at(path, text, bad.start())
+        )
     try:
         return _parse(text, path, _Loader)
     except _DeeperThanLibyaml:
@@ -118,13 +155,24 @@ def _parse(text: str, path: str, loader: Any) -> Document:
         top = stack[-1]
         return top.path + ((top.key,) if top.is_map else (len(top.container),))
 
-    def check_tag(tag: str | None, mark: Any) -> None:
-        if tag not in _ALLOWED_TAGS:
-            shown = "!!" + tag[len(_Y) :] if tag and tag.startswith(_Y) else tag  # as it was written
+    def check_tag(tag: str | None, mark: Any, kind: str) -> None:
+        if tag not in _TAGS_OF[kind]:
+            if tag in _ALLOWED_TAGS:
+                raise SpecError(f"YAML tag '{_shown(tag)}' does not fit a {kind}", _at(path, mark))
             raise SpecError(
-                f"YAML tag '{shown}' is not allowed: a spec holds plain data only (mappings, lists, numbers, strings)",
+                f"YAML tag '{_shown(tag)}' is not allowed: a spec holds plain data only (mappings, lists, numbers, strings)",
                 _at(path, mark),
             )
+
+    def place(top: _Frame | None, mark: Any) -> None:
+        """Record where the value about to be added to ``top`` starts (a value, not a key)."""
+        packed = (mark.line + 1) << 32 | (mark.column + 1)
+        if top is None:
+            doc.root = packed
+        elif top.is_map:
+            top.locs[top.key] = packed
+        else:
+            top.locs.append(packed)
 
     def add(value: Any, weight: int, new: int, mark: Any, anchor: str | None) -> None:
         """Attach a finished value (``weight`` values once expanded, ``new`` of them not
@@ -132,9 +180,8 @@ def _parse(text: str, path: str, loader: Any) -> Document:
         nonlocal total
         total += new
         if total > MAX_VALUES:
-            raise SpecError(
-                f"spec expands to more than {MAX_VALUES:,} values (an alias expansion bomb?)", _at(path, mark)
-            )
+            bomb = " (an alias expansion bomb?)" if anchors else ""
+            raise SpecError(f"spec expands to more than {MAX_VALUES:,} values{bomb}", _at(path, mark))
         if anchor is not None:
             anchors[anchor] = (value, weight)
         if not stack:
@@ -152,7 +199,7 @@ def _parse(text: str, path: str, loader: Any) -> Document:
             top.merged.discard(value)
             top.key, top.key_mark = value, mark
             if value is not MERGE:
-                doc.key_locs[(*top.path, value)] = (mark.line + 1, mark.column + 1)
+                top.key_locs[value] = (mark.line + 1) << 32 | (mark.column + 1)
         elif top.key is MERGE:
             merge(top, value, mark)
         else:
@@ -172,42 +219,58 @@ def _parse(text: str, path: str, loader: Any) -> Document:
                     top.merged.add(k)
         top.key_mark = None
 
+    parser = None
     try:
-        for event in yaml.parse(text, Loader=loader):
+        # get_event() in a loop, and events told apart by class, the commonest first: a
+        # spec is mostly scalars, and yaml.parse's generator and isinstance chains took
+        # a third of the time to the MAX_VALUES limit.
+        parser = loader(text)
+        while (cls := (event := parser.get_event()).__class__) is not yaml.StreamEndEvent:
             mark = event.start_mark
-            if isinstance(event, yaml.DocumentStartEvent):
-                documents += 1
-                if documents > 1:
-                    raise SpecError("a spec file holds one YAML document; found a second one", _at(path, mark))
-            elif isinstance(event, yaml.ScalarEvent):
-                check_tag(event.tag, mark)
-                value = _scalar(event, resolver, ctor, scalars)
-                if not (stack and stack[-1].is_map and stack[-1].key_mark is None):
-                    p = child_path() if stack else ()
-                    doc.locs[p] = (mark.line + 1, mark.column + 1)
+            top = stack[-1] if stack else None
+            is_key = top is not None and top.is_map and top.key_mark is None
+            if cls is yaml.ScalarEvent:
+                if event.tag is not None:
+                    check_tag(event.tag, mark, "scalar")
+                try:
+                    value = _scalar(event, resolver, ctor, scalars)
+                except _BadScalar as e:
+                    keys = [k for k in (child_path() if top and not is_key else ()) if isinstance(k, str)]
+                    raise SpecError(f"'{keys[-1]}': {e}" if keys else str(e), _at(path, mark)) from None
+                if not is_key:
+                    place(top, mark)
                     if "$" in event.value and event.style in (None, "", "'", '"') and event.end_mark.line == mark.line:
-                        doc.text_cols[p] = mark.column + 1 + bool(event.style)  # plain style is None or ""
+                        # the plain style is None or ""; a quoted text starts after its quote
+                        doc.text_cols[child_path() if stack else ()] = mark.column + 1 + bool(event.style)
                 add(value, 1, 1, mark, event.anchor)
-            elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-                check_tag(event.tag, mark)
-                if len(stack) >= MAX_DEPTH:
-                    raise SpecError(f"nesting deeper than {MAX_DEPTH} levels", _at(path, mark))
-                if stack and stack[-1].is_map and stack[-1].key_mark is None:
-                    raise SpecError("a mapping key must be a plain value", _at(path, mark))
-                p = child_path() if stack else ()
-                doc.locs[p] = (mark.line + 1, mark.column + 1)
-                container: Any = {} if isinstance(event, yaml.MappingStartEvent) else []
-                stack.append(_Frame(container, p, event.anchor))
-            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            elif cls is yaml.MappingEndEvent or cls is yaml.SequenceEndEvent:
                 frame = stack.pop()  # its children were counted as they were added
                 add(frame.container, frame.weight, 1, mark, frame.anchor)
-            elif isinstance(event, yaml.AliasEvent):
+            elif cls is yaml.MappingStartEvent or cls is yaml.SequenceStartEvent:
+                is_map = cls is yaml.MappingStartEvent
+                check_tag(event.tag, mark, "mapping" if is_map else "list")
+                if len(stack) >= MAX_DEPTH:
+                    raise SpecError(f"nesting deeper than {MAX_DEPTH} levels", _at(path, mark))
+                if is_key:
+                    raise SpecError("a mapping key must be a plain value", _at(path, mark))
+                p = child_path() if stack else ()
+                place(top, mark)
+                frame = _Frame({} if is_map else [], p, event.anchor)
+                doc.locs[p] = frame.locs
+                if is_map:
+                    doc.key_locs[p] = frame.key_locs
+                stack.append(frame)
+            elif cls is yaml.AliasEvent:
                 if event.anchor not in anchors:
                     raise SpecError(f"unknown alias '*{event.anchor}'", _at(path, mark))
                 value, weight = anchors[event.anchor]
-                if not (stack and stack[-1].is_map and stack[-1].key_mark is None):
-                    doc.locs[child_path() if stack else ()] = (mark.line + 1, mark.column + 1)
+                if not is_key:
+                    place(top, mark)
                 add(value, weight, weight, mark, None)
+            elif cls is yaml.DocumentStartEvent:
+                documents += 1
+                if documents > 1:
+                    raise SpecError("a spec file holds one YAML document; found a second one", _at(path, mark))
     except yaml.MarkedYAMLError as e:
         if loader is not yaml.SafeLoader and e.problem == "exceeded maximum nesting depth":
             raise _DeeperThanLibyaml from None
@@ -218,6 +281,9 @@ def _parse(text: str, path: str, loader: Any) -> Document:
         raise SpecError(f"YAML error: {_reader_problem(e)}", _offset_at(path, text, e.position, loader)) from None
     except yaml.YAMLError as e:
         raise SpecError(f"YAML error: {' '.join(str(e).split())}", Location(path)) from None
+    finally:
+        if parser is not None:
+            parser.dispose()
     return doc
 
 
@@ -237,27 +303,55 @@ def _offset_at(path: str, text: str, position: int, loader: Any) -> Location:
 MERGE = object()  # a plain '<<' key: YAML's merge key
 
 
+def _shown(tag: str | None) -> str | None:
+    return "!!" + tag[len(_Y) :] if tag and tag.startswith(_Y) else tag  # as it was written
+
+
+class _BadScalar(Exception):
+    """A scalar that is no value of its tag, or a number out of range (no location yet)."""
+
+
 def _scalar(event: Any, resolver: Any, ctor: Any, cache: dict[tuple[str, Any], Any]) -> Any:
     tag = event.tag
-    if tag not in (None, "!"):  # explicit standard tags (others were refused)
-        return _construct(tag, event, ctor)
-    # An untagged scalar's value depends on its text only, and specs repeat a few texts.
+    if tag is not None and tag != "!":  # explicit standard tags (others were refused)
+        return _construct(tag, event, ctor, explicit=True)
+    # An untagged scalar's value depends on its text only, and specs repeat a few texts
+    # (a bounded cache: a list of a million different numbers would fill it for nothing).
     key = (event.value, event.implicit)
-    if key not in cache:
+    value = cache.get(key, cache)
+    if value is cache:
         tag = resolver.resolve(yaml.ScalarNode, event.value, event.implicit)
         if tag == _Y + "str" and event.implicit[0] and _FLOAT_12.match(event.value):
             tag = _Y + "float"  # '1e-5': a float in YAML 1.2 and to every reader, a string in YAML 1.1
-        cache[key] = _construct(tag, event, ctor)
-    return cache[key]
+        value = _construct(tag, event, ctor)
+        if len(cache) < 10_000:
+            cache[key] = value
+    return value
 
 
 _FLOAT_12 = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 
 
-def _construct(tag: str, event: Any, ctor: Any) -> Any:
+def _construct(tag: str, event: Any, ctor: Any, explicit: bool = False) -> Any:
+    """The value of a scalar; numbers are bounded here, where they enter, so that no
+    later arithmetic meets a 5,000-digit integer or an infinity."""
     if tag == _Y + "merge":
         return MERGE
-    if tag in _SCALAR_TAGS:
-        node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark)
-        return ctor.yaml_constructors[tag](ctor, node)
-    return event.value  # strings, and implicit timestamps etc. kept as text
+    text = event.value
+    if tag not in _SCALAR_TAGS:
+        return text  # strings, and implicit timestamps etc. kept as text
+    if tag == _Y + "int" and len(text.lstrip("+-0_")) > 100:  # before int(), which refuses 4,300 digits
+        raise _BadScalar(f"integer {text} is beyond 64-bit integers")
+    try:
+        value = ctor.yaml_constructors[tag](ctor, yaml.ScalarNode(tag, text, event.start_mark, event.end_mark))
+    except Exception:  # PyYAML's constructors assume text their tag's pattern matched
+        if not explicit:
+            return text  # an implicit match that is no number after all ('._'): a string
+        raise _BadScalar(f"value '{text}' is not a valid {_shown(tag)}") from None
+    if tag == _Y + "null" and text not in _NULLS:  # PyYAML makes None of any text
+        raise _BadScalar(f"value '{text}' is not a valid !!null")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _BadScalar(f"number {text} is not finite (or too large for a float)")
+    if type(value) is int and not -LIMIT < value < LIMIT:
+        raise _BadScalar(f"integer {text} is beyond 64-bit integers")
+    return value
