@@ -3,8 +3,38 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from typing import NamedTuple
+
+# Messages quote what the user wrote, which may be a 100,000-character name or list:
+# what is shown is bounded so that an error stays readable (under 1,000 characters).
+MAX_WORD = 80  # characters of one name or value (a run without spaces)
+MAX_MESSAGE = 400
+MAX_HINT = 300
+MAX_NOTES = 2  # of at most MAX_NOTE characters each
+MAX_NOTE = 120
+_LONG_WORD = re.compile(rf"\S{{{MAX_WORD + 1},}}")
+# a message is one line, printable on any stream: control characters and lone
+# surrogates (which no UTF-8 stream can write) are shown escaped, as repr() does
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+
+
+def shorten(text: str, limit: int = MAX_MESSAGE) -> str:
+    """``text`` on one printable line, with each over-long word, then the whole, cut in
+    the middle (``...``), keeping both ends: the start says what is wrong, the end often
+    what was found."""
+    text = _UNPRINTABLE.sub(lambda m: repr(m.group())[1:-1], text)
+    if len(text) > MAX_WORD:
+        text = _LONG_WORD.sub(lambda m: _elide(m.group(), MAX_WORD), text)
+    return _elide(text, limit)
+
+
+def _elide(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    head = (limit - 3) * 2 // 3
+    return text[:head] + "..." + text[len(text) - (limit - 3 - head) :]
 
 
 class Location(NamedTuple):
@@ -37,10 +67,11 @@ class SpecError(Exception):
         layer: str | None = None,
         notes: list[str] | None = None,
     ) -> None:
+        message = shorten(message)
         super().__init__(message)
         self.message = message
         self.location = location
-        self.hint = hint
+        self.hint = shorten(hint, MAX_HINT) if hint else hint
         self.layer = layer
         #: context lines, such as the block instance a layer belongs to
         self.notes = notes or []
@@ -48,7 +79,10 @@ class SpecError(Exception):
     def format(self) -> str:
         where = str(self.location) if self.location else "netspec"
         text = f"{where}: error: {self.message}"
-        for note in self.notes:
+        notes = [shorten(n, MAX_NOTE) for n in self.notes[:MAX_NOTES]]  # notes are added after __init__
+        if len(self.notes) > MAX_NOTES:
+            notes.append(f"... and {len(self.notes) - MAX_NOTES} more")
+        for note in notes:
             text += f"\n  note: {note}"
         if self.hint:
             text += f"\n  hint: {self.hint}"
@@ -72,7 +106,16 @@ class OpError(Exception):
         self.inputs = inputs
 
 
+def name_list(names: Iterable[str], limit: int = 12) -> str:
+    """``a, b, c`` for a hint, the first ``limit`` of many names and how many more."""
+    items = list(names)
+    shown = ", ".join(items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """A hint naming the closest known word, or None."""
+    if len(word) > MAX_WORD:  # no typo makes a name that long, and difflib is quadratic in it
+        return None
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'?" if close else None

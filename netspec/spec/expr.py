@@ -43,6 +43,15 @@ _FUNCS: dict[str, Callable[..., Any]] = {
     "make_divisible": lambda v, divisor=8, least=None, limit=0.9: _make_divisible(v, divisor, least, limit),
 }
 _KEYWORDS = {"true": True, "false": False}
+_ARITH: dict[str, Callable[[Any, Any], Any]] = {
+    "+": lambda a, b: a + b,
+    "-": lambda a, b: a - b,
+    "*": lambda a, b: a * b,
+    "/": lambda a, b: a / b,
+    "//": lambda a, b: a // b,
+    "%": lambda a, b: a % b,
+    "**": lambda a, b: a**b,
+}
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "==": lambda a, b: a == b,
     "!=": lambda a, b: a != b,
@@ -148,10 +157,10 @@ class _Parser:
     def lookup(self, tok: tuple[str, str, int]) -> Any:
         name = tok[1]
         if name not in self.vars:
-            from netspec.errors import did_you_mean
+            from netspec.errors import did_you_mean, name_list
 
             hint = did_you_mean(name, self.vars)
-            known = ", ".join(sorted(self.vars)) or "none"
+            known = name_list(sorted(self.vars)) or "none"
             raise ExprError(f"undefined variable '${name}'", tok[2], hint or f"variables defined in 'params': {known}")
         return self.vars[name]
 
@@ -260,8 +269,8 @@ class _Parser:
     def atom(self) -> Any:
         tok = self.take()
         kind, value, offset = tok
-        if kind == "num":
-            return float(value) if any(c in value for c in ".eE") else int(value)
+        if kind == "num":  # '1e999' is an infinity, '9' * 999 beyond 64 bits: bounded as results are
+            return self.check(float(value) if any(c in value for c in ".eE") else int(value), tok)
         if kind == "var":
             return self.lookup(tok)
         if kind == "str":
@@ -291,6 +300,8 @@ class _Parser:
                 raise ExprError(f"wrong number of arguments to {value}()", offset) from None
             except ValueError as e:
                 raise ExprError(str(e), offset) from None
+            except OverflowError:
+                raise ExprError(f"{value}() is out of range in expression '{self.text}'", offset) from None
             return self.check(result, tok)
         raise ExprError(f"unexpected '{value}' in expression '{self.text}'", offset)
 
@@ -300,6 +311,8 @@ class _Parser:
         return value
 
     def check(self, value: Any, tok: tuple[str, str, int]) -> Any:
+        if isinstance(value, complex):  # a negative number to a fractional power
+            raise ExprError(f"expression '{self.text}' is not a real number", tok[2])
         if isinstance(value, float) and not math.isfinite(value):
             raise ExprError(f"expression '{self.text}' is not a finite number", tok[2])
         if abs(value) >= LIMIT:
@@ -313,13 +326,8 @@ class _Parser:
             raise ExprError(f"division by zero in expression '{self.text}'", tok[2])
         if op == "**" and (abs(b) > 64 or (b < 0 and a == 0)):
             raise ExprError(f"exponent out of range in expression '{self.text}'", tok[2])
-        result = {
-            "+": lambda: a + b,
-            "-": lambda: a - b,
-            "*": lambda: a * b,
-            "/": lambda: a / b,
-            "//": lambda: a // b,
-            "%": lambda: a % b,
-            "**": lambda: a**b,
-        }[op]()
+        try:
+            result = _ARITH[op](a, b)
+        except OverflowError:  # float arithmetic that does not fit, e.g. 1e-320 ** -2
+            raise ExprError(f"expression '{self.text}' is too large (beyond the range of floats)", tok[2]) from None
         return self.check(result, tok)
