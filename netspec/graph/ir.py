@@ -47,6 +47,14 @@ def instance_notes(callers: tuple[tuple[str, Location], ...]) -> list[str]:
     return [f"in block instance '{name}' (written at {loc})" for name, loc in reversed(callers)]
 
 
+def _cycle_text(cycle: list[str], ends: int = 3) -> str:
+    """``: a -> b -> a``; a long cycle by its first and last layers and its length."""
+    if len(cycle) <= 2 * ends + 1:
+        return ": " + " -> ".join([*cycle, cycle[0]])
+    shown = [*cycle[:ends], f"... {len(cycle) - 2 * ends} more ...", *cycle[-ends:], cycle[0]]
+    return f" of {len(cycle):,} layers: " + " -> ".join(shown)
+
+
 class Graph:
     def __init__(self, name: str, path: str = "<string>") -> None:
         self.name = name
@@ -129,7 +137,7 @@ class Graph:
                 if indeg[user] == 0:
                     heapq.heappush(ready, (position[user], user))
         if len(order) != len(self.nodes):
-            cycle = self._find_cycle({n for n, d in indeg.items() if d > 0})
+            cycle = self._find_cycle({n for n, d in indeg.items() if d > 0}, position)
             # Start at the layer written first and point at its reference that closes the loop.
             k = min(range(len(cycle)), key=lambda i: position[cycle[i]])
             cycle = cycle[k:] + cycle[:k]
@@ -137,7 +145,7 @@ class Graph:
             back = first.inputs.index(cycle[-1])
             loc = first.input_locations[back] if back < len(first.input_locations) else first.location
             raise SpecError(
-                "the layers form a cycle: " + " -> ".join([*cycle, cycle[0]]),
+                "the layers form a cycle" + _cycle_text(cycle),
                 loc,
                 hint="a layer's inputs must come from layers that do not depend on it",
                 layer=first.name,
@@ -145,9 +153,9 @@ class Graph:
         if order != list(self.nodes):
             self.nodes = {name: self.nodes[name] for name in order}
 
-    def _find_cycle(self, stuck: set[str]) -> list[str]:
+    def _find_cycle(self, stuck: set[str], position: dict[str, int]) -> list[str]:
         # Every stuck node has a stuck input; follow inputs until a node repeats.
-        name = min(stuck, key=list(self.nodes).index)
+        name = min(stuck, key=position.__getitem__)
         seen: dict[str, int] = {}
         path: list[str] = []
         while name not in seen:

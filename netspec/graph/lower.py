@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
-from netspec.errors import Location, SpecError, did_you_mean
+from netspec.errors import Location, SpecError, did_you_mean, name_list
 from netspec.graph.ir import Graph, Group, Node, instance_notes
 from netspec.ops import REGISTRY, op_names
 from netspec.ops.base import Attrs, Op, size
@@ -107,7 +107,7 @@ class _Lowering:
             ]
             if not outputs:
                 raise SpecError(
-                    f"every layer named in 'outputs' ({', '.join(spec.model.outputs)}) is left out ('when'), "
+                    f"every layer named in 'outputs' ({name_list(spec.model.outputs)}) is left out ('when'), "
                     "so the model has no output",
                     spec.loc(("outputs", 0)),
                     hint="keep at least one output switched on",
@@ -183,7 +183,7 @@ class _Lowering:
                 f"unknown op '{entry.op}'",
                 spec.loc((*at, "op")),
                 hint=did_you_mean(entry.op, known)
-                or "known ops: " + ", ".join([n for n in op_names() if n != "input"] + list(spec.model.blocks)),
+                or "known ops: " + name_list([n for n in op_names() if n != "input"] + list(spec.model.blocks), 40),
             )
         if name in scope.names:
             first = scope.names[name]
@@ -206,7 +206,7 @@ class _Lowering:
             raise SpecError(
                 f"{who}: has no input: the spec has several inputs, so name the ones it takes",
                 loc,
-                hint=f"add 'inputs: [{', '.join(self.graph.inputs)}]' (or some of them)",
+                hint=f"add 'inputs: [{name_list(self.graph.inputs)}]' (or some of them)",
                 layer=scope.prefix + name,
             )
         if entry.when is not True and not self.when(scope, at, entry, who, name):
@@ -304,7 +304,7 @@ class _Lowering:
             raise SpecError(f"{who}: blocks are nested more than {MAX_BLOCK_DEPTH} deep", loc, layer=full)
         if len(refs) != len(block.inputs):
             raise SpecError(
-                f"{who}: the block takes {len(block.inputs)} input(s) ({', '.join(block.inputs)}), got {len(refs)}",
+                f"{who}: the block takes {len(block.inputs)} input(s) ({name_list(block.inputs)}), got {len(refs)}",
                 spec.loc((*at, "inputs")) if entry.inputs is not None else loc,
                 layer=full,
             )
@@ -358,7 +358,7 @@ class _Lowering:
     ) -> None:
         for key, (_, path) in given.items():
             if key not in block.params:
-                known = ", ".join(block.params) or "none"
+                known = name_list(block.params) or "none"
                 raise SpecError(
                     f"{who}: block '{bname}' has no parameter '{key}'",
                     self.spec.loc(path, key=True),
