@@ -5,6 +5,7 @@ Nothing here imports torch, onnx or graphviz."""
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -13,6 +14,11 @@ from typing import Any
 from netspec.analysis import Analysis, analyze
 from netspec.errors import Location, SpecError
 from netspec.spec.load import Spec
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
 
 
 def analysis_of(source: str | os.PathLike[str] | Spec | Analysis, params: Mapping[str, Any] | None) -> Analysis:
@@ -41,20 +47,55 @@ def check_directory(out: str | os.PathLike[str], what: str) -> Path:
 
 def write_atomic(out: str | os.PathLike[str], pieces: Iterable[Any], what: str) -> None:
     """Write ``pieces`` (bytes-like) to a temporary file beside ``out``, then rename
-    it: a failure never leaves a partial file behind, and an OSError is one line."""
+    it: ``out`` is always the old file or the whole new one, and an OSError is one
+    line. Only a kill (SIGKILL, power loss) leaves the temporary file behind; the next
+    write to ``out`` removes such leftovers (``_remove_stale``)."""
     path = Path(out)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
+            if fcntl is not None:  # held until closed: marks the file as a live write
+                fcntl.flock(f, fcntl.LOCK_EX)
+                _remove_stale(path, Path(tmp))
             for piece in pieces:
                 f.write(piece)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; give it the usual mode
-        os.replace(tmp, path)
+            f.flush()
+            os.fsync(f.fileno())  # the data reaches the disk before the name points at it
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; give it the usual mode
+            if fcntl is not None:
+                os.replace(tmp, path)  # under the lock, so no cleanup removes the file first
+        if fcntl is None:
+            os.replace(tmp, path)  # Windows renames no open file (and has no leftovers cleanup)
     except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
         if isinstance(e, OSError):
             raise SpecError(f"cannot write the {what}: {e.strerror or e}", Location(os.fspath(out))) from None
         raise
+
+
+def _remove_stale(path: Path, mine: Path) -> None:
+    """Remove the temporary files that killed writes of ``path`` left behind: those of
+    its name pattern whose writer holds no lock on them (a lock dies with its process).
+    Best effort: a file that cannot be opened or locked stays. A concurrent writer
+    caught between its mkstemp and its lock loses its file: its write fails with a
+    one-line error, and ``path`` stays whole."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.[^.]+\.tmp")  # mkstemp's random part has no dots
+    try:
+        candidates = [e.path for e in os.scandir(path.parent) if pattern.fullmatch(e.name) and e.name != mine.name]
+    except OSError:
+        return
+    for candidate in candidates:
+        try:
+            fd = os.open(candidate, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.unlink(candidate)
+        except OSError:
+            pass  # locked: a write in progress (or not ours to remove)
+        finally:
+            os.close(fd)
 
 
 def _umask() -> int:

@@ -12,7 +12,8 @@ or an svg/png/pdf file drawn by Graphviz's ``dot``).
   and MACs. Edges are the graph's own edges mapped onto the collapsed nodes, so branches
   (inception), shortcuts (residual) and dense connections stay visible as such.
 * Writing a file goes to a temporary file in the target directory, then a rename: a
-  failure never leaves a partial diagram behind.
+  failure never leaves a partial diagram behind. ``dot`` draws into a pipe, never into
+  the target directory, so a killed ``dot`` leaves nothing either.
 
 Only the Python ``graphviz`` package (``pip install 'netspec[render]'``) is needed for
 DOT source; svg, png and pdf need the ``dot`` binary too.
@@ -374,7 +375,7 @@ def render(
     else:
         graphviz = _import_graphviz()
         try:
-            data = digraph.pipe(format=fmt)
+            data = digraph.pipe(format=fmt)  # dot's output comes back here; write_atomic writes the file
         except graphviz.ExecutableNotFound:
             raise SpecError(INSTALL_DOT.format(fmt=fmt)) from None
     write_atomic(out, [data], "diagram")
