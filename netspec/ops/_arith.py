@@ -35,7 +35,7 @@ def window_output(
     if min(out) < 1:
         eff = tuple(dilation[i] * (kernel[i] - 1) + 1 for i in (0, 1))
         raise OpError(
-            f"output size would be {out[0]}x{out[1]}: the input is {hw[0]}x{hw[1]}, too small for a "
+            f"output size would be {max(out[0], 0)}x{max(out[1], 0)}: the input is {hw[0]}x{hw[1]}, too small for a "
             f"{eff[0]}x{eff[1]} {kind} window with padding {pad[0]}x{pad[1]}"
         )
     return out[0], out[1]
