@@ -49,11 +49,20 @@ def read_spec_file(path: str | os.PathLike[str]) -> str:
         with open(p, encoding="utf-8") as f:
             return f.read()
     except UnicodeDecodeError as e:
-        raise SpecError(f"spec is not UTF-8 text ({e.reason} at byte {e.start})", Location(p)) from None
+        raise SpecError(f"spec is not UTF-8 text ({e.reason} at byte {e.start})", _byte_at(p, e.start)) from None
     except IsADirectoryError:
         raise SpecError("is a directory, not a spec file", Location(p)) from None
     except OSError as e:
         raise SpecError(f"cannot read spec: {e.strerror}", Location(p)) from None
+
+
+def _byte_at(path: str, offset: int) -> Location:
+    """Location of byte ``offset`` of a file (whose text could not be decoded)."""
+    with open(path, "rb") as f:
+        before = f.read(offset)
+    line_start = before.rfind(b"\n") + 1
+    col = len(before[line_start:].decode("utf-8", "replace")) + 1
+    return Location(path, before.count(b"\n") + 1, col)
 
 
 def load_text(text: str, path: str = "<string>", params: Mapping[str, Any] | None = None) -> Spec:
