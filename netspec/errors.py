@@ -13,7 +13,7 @@ MAX_WORD = 80  # characters of one name or value (a run without spaces)
 MAX_MESSAGE = 400
 MAX_HINT = 300
 MAX_NOTES = 2  # of at most MAX_NOTE characters each
-MAX_NOTE = 120
+MAX_NOTE = 80
 _LONG_WORD = re.compile(rf"\S{{{MAX_WORD + 1},}}")
 # a message is one line, printable on any stream: control characters and lone
 # surrogates (which no UTF-8 stream can write) are shown escaped, as repr() does

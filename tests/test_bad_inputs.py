@@ -212,3 +212,10 @@ def test_control_characters_are_escaped_in_a_message() -> None:
     e = error_of(spec(HEAD, "layers:", '  - {op: "re\\nlu"}'))
     assert e.message == "unknown op 're\\nlu'"
     assert_says(e, "re\\nlu")  # one line
+
+
+def test_an_error_is_under_1000_characters_however_long_its_parts() -> None:
+    words = " ".join(["word"] * 10_000)
+    e = SpecError(words, Location("specs/some_model.yaml", 12345, 678), hint=words, notes=[words] * 50)
+    assert len(e.format()) < 1000, e.format()
+    assert "\n  note: ... and 48 more\n  hint: " in e.format()
