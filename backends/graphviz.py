@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from netspec.analysis import LayerInfo
+from netspec.analysis import Analysis, LayerInfo
 from netspec.backends.common import analysis_of, check_directory, write_atomic
 from netspec.errors import Location, SpecError
 from netspec.ops import REGISTRY, Shape
@@ -182,7 +182,7 @@ def _key(name: str, depth: int | None) -> str:
     return name if depth is None else ".".join(name.split(".")[:depth])
 
 
-def _parent(prefix: str, clusters: set[str]) -> str:
+def _parent(prefix: str, clusters: Container[str]) -> str:
     """The innermost cluster strictly containing ``prefix`` ("" for the top)."""
     parts = prefix.split(".")
     for k in range(len(parts) - 1, 0, -1):
@@ -211,30 +211,19 @@ def to_digraph(
         raise SpecError(f"rankdir must be one of {', '.join(RANKDIRS)}, got {rankdir!r}")
     shown = _show(show)
     analysis = analysis_of(source, params)
-    graphviz = _import_graphviz()
-    graph = analysis.graph
-
+    dot = _new_digraph(_import_graphviz(), analysis, rankdir)
     rows = analysis.rows(depth)
-    ids = {row.name for row in rows}
-    shapes = {info.name: info.output_shape for info in analysis.layers}
+    tree = _ClusterTree(rows, analysis.graph.groups)
+    tree.draw(
+        dot, "", lambda g, row: _add_node(g, row, analysis, shown), lambda prefix: _cluster_label(analysis, prefix)
+    )
+    _add_edges(dot, analysis, depth, {row.name for row in rows})
+    return dot
 
-    # Clusters: the groups (block instances, repeats) that strictly contain a drawn node.
-    clusters: set[str] = set()
-    for row in rows:
-        parts = row.name.split(".")
-        for k in range(1, len(parts)):
-            prefix = ".".join(parts[:k])
-            if prefix in graph.groups:
-                clusters.add(prefix)
-    members: dict[str, list[LayerInfo]] = {}
-    for row in rows:
-        members.setdefault(_parent(row.name, clusters), []).append(row)
-    children: dict[str, list[str]] = {}
-    for prefix in sorted(clusters, key=lambda p: min(i for i, r in enumerate(rows) if r.name.startswith(p + "."))):
-        children.setdefault(_parent(prefix, clusters), []).append(prefix)
 
+def _new_digraph(graphviz: Any, analysis: Analysis, rankdir: str) -> Any:
     title = analysis.name + f"\\n{compact(analysis.totals.params)} params, {compact(analysis.totals.macs)} MACs"
-    dot = graphviz.Digraph(
+    return graphviz.Digraph(
         name=analysis.name,
         graph_attr={
             "rankdir": rankdir,
@@ -249,76 +238,91 @@ def to_digraph(
         node_attr={"shape": "box", "style": "rounded,filled", "fontname": "Helvetica", "fontsize": "10"},
         edge_attr={"fontname": "Helvetica", "fontsize": "8", "color": "#555555", "arrowsize": "0.6"},
     )
-    outputs = set(analysis.outputs)
-    nodes = graph.nodes
 
-    def add_node(g: Any, row: LayerInfo) -> None:
-        collapsed = row.name not in nodes
-        if collapsed:
-            mark = f" x{row.instances}" if row.instances > 1 else ""
-            lines = [row.name, f"{row.op}{mark}", f"{compact(row.params)} params, {compact(row.macs)} MACs"]
-            if "shapes" in shown:
-                lines.append(shape_text(row.output_shape))
-            g.node(row.name, "\\n".join(lines), fillcolor=_BLOCK_FILL, penwidth="1.5")
-            return
-        node = nodes[row.name]
-        label = op_label(node.op, node.attrs, row.output_shape)
-        lines = [row.name] if label == row.name else [row.name, label]  # not "relu / relu"
-        extra = []
-        if "params" in shown and row.params:
-            extra.append(f"{compact(row.params)} params")
-        if "macs" in shown and row.macs:
-            extra.append(f"{compact(row.macs)} MACs")
-        if extra:
-            lines.append(", ".join(extra))
+
+class _ClusterTree:
+    """The clusters of a drawing (the groups, block instances and repeats, that strictly
+    contain a drawn row), nested as the names nest, each holding its rows and nested
+    clusters in the order they first appear. Built in one pass over the rows."""
+
+    def __init__(self, rows: list[LayerInfo], groups: Mapping[str, Any]) -> None:
+        self.first: dict[str, int] = {}  # row index where each row or cluster first appears
+        clusters: dict[str, int] = {}
+        for i, row in enumerate(rows):
+            self.first[row.name] = i
+            parts = row.name.split(".")
+            for k in range(1, len(parts)):
+                prefix = ".".join(parts[:k])
+                if prefix in groups:
+                    clusters.setdefault(prefix, i)
+        self.first.update(clusters)
+        self.items: dict[str, list[tuple[str, LayerInfo | None]]] = {}  # parent -> (name, row or None)
+        for row in rows:
+            self.items.setdefault(_parent(row.name, clusters), []).append((row.name, row))
+        for prefix in clusters:
+            self.items.setdefault(_parent(prefix, clusters), []).append((prefix, None))
+        for members in self.items.values():
+            members.sort(key=lambda item: self.first[item[0]])
+
+    def draw(self, g: Any, prefix: str, node: Callable[[Any, LayerInfo], None], label: Callable[[str], str]) -> None:
+        for name, row in self.items.get(prefix, []):
+            if row is not None:
+                node(g, row)
+                continue
+            with g.subgraph(name=f"cluster_{name}") as sub:
+                sub.attr(label=label(name), style="rounded,dashed", color="#999999", fontsize="10", labeljust="l")
+                self.draw(sub, name, node, label)
+
+
+def _cluster_label(analysis: Analysis, prefix: str) -> str:
+    group = analysis.graph.groups[prefix]
+    return f"{prefix}: {group.kind}" + (f" x{group.repeat}" if group.repeat > 1 else "")
+
+
+def _add_node(g: Any, row: LayerInfo, analysis: Analysis, shown: frozenset[str]) -> None:
+    graph = analysis.graph
+    if row.name not in graph.nodes:  # a collapsed prefix
+        mark = f" x{row.instances}" if row.instances > 1 else ""
+        lines = [row.name, f"{row.op}{mark}", f"{compact(row.params)} params, {compact(row.macs)} MACs"]
         if "shapes" in shown:
             lines.append(shape_text(row.output_shape))
-        attrs = {"fillcolor": _FILL.get(node.op, "white")}
-        if row.name in graph.inputs:  # a graph input (told by name, not by op)
-            attrs["shape"] = "invhouse"
-        if row.name in outputs:
-            attrs["peripheries"] = "2"
-        g.node(row.name, "\\n".join(lines), **attrs)
+        g.node(row.name, "\\n".join(lines), fillcolor=_BLOCK_FILL, penwidth="1.5")
+        return
+    node = graph.nodes[row.name]
+    label = op_label(node.op, node.attrs, row.output_shape)
+    lines = [row.name] if label == row.name else [row.name, label]  # not "relu / relu"
+    extra = []
+    if "params" in shown and row.params:
+        extra.append(f"{compact(row.params)} params")
+    if "macs" in shown and row.macs:
+        extra.append(f"{compact(row.macs)} MACs")
+    if extra:
+        lines.append(", ".join(extra))
+    if "shapes" in shown:
+        lines.append(shape_text(row.output_shape))
+    attrs = {"fillcolor": _FILL.get(node.op, "white")}
+    if row.name in graph.inputs:  # a graph input (told by name, not by op)
+        attrs["shape"] = "invhouse"
+    if row.name in analysis.outputs:
+        attrs["peripheries"] = "2"
+    g.node(row.name, "\\n".join(lines), **attrs)
 
-    def add_cluster(g: Any, prefix: str) -> None:
-        group = graph.groups[prefix]
-        label = f"{prefix}: {group.kind}" + (f" x{group.repeat}" if group.repeat > 1 else "")
-        with g.subgraph(name=f"cluster_{prefix}") as sub:
-            sub.attr(label=label, style="rounded,dashed", color="#999999", fontsize="10", labeljust="l")
-            fill(sub, prefix)
 
-    def fill(g: Any, prefix: str) -> None:
-        # Members and nested clusters in the order they first appear.
-        items: list[tuple[int, str, LayerInfo | None]] = []
-        order = {r.name: i for i, r in enumerate(rows)}
-        for row in members.get(prefix, []):
-            items.append((order[row.name], row.name, row))
-        for child in children.get(prefix, []):
-            first = min(order[r.name] for r in rows if r.name.startswith(child + "."))
-            items.append((first, child, None))
-        for _, name, item in sorted(items, key=lambda t: t[0]):
-            if item is None:
-                add_cluster(g, name)
-            else:
-                add_node(g, item)
-
-    fill(dot, "")
-
-    # Edges: the graph's own, from the real producer, mapped onto the drawn nodes.
+def _add_edges(dot: Any, analysis: Analysis, depth: int | None, ids: set[str]) -> None:
+    """The graph's own edges, from the real producer, mapped onto the drawn nodes, each
+    labelled with the producer's shape (once per pair and shape)."""
+    shapes = {info.name: info.output_shape for info in analysis.layers}
     seen: set[tuple[str, str, str]] = set()
-    for node in graph:
+    for node in analysis.graph:
         dst = _key(node.name, depth)
         for ref in node.inputs:
             src = _key(ref, depth)
-            if src == dst:
-                continue
             label = shape_text(shapes[ref])
-            if (src, dst, label) in seen:
+            if src == dst or (src, dst, label) in seen:
                 continue
             seen.add((src, dst, label))
             assert src in ids and dst in ids, (src, dst)
             dot.edge(src, dst, label=label)
-    return dot
 
 
 # --- writing ---------------------------------------------------------------------
