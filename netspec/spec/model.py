@@ -10,6 +10,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
+from netspec.spec.recipe import Recipe
+
 #: a layer, input or variable name: no dots (dots join scopes: ``layer2.0.conv1``)
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=200)]
 #: a reference to a layer: a name or a scoped instance name such as ``conv.2``
@@ -53,6 +55,8 @@ class SpecModel(BaseModel):
     outputs: list[Ref] | None = Field(default=None, min_length=1)
     #: the weight initialisation the backends use unless told otherwise
     init: Literal["torchvision", "pytorch"] = "torchvision"
+    #: how `netspec train` trains it (validated here, without torch)
+    train: Recipe | None = None
 
 
 class LayerEntry(BaseModel):
