@@ -31,6 +31,7 @@ _skip_pydantic_plugin_scan()
 
 from netspec import SpecError, __version__, analyze, format_analysis  # noqa: E402
 from netspec.spec.load import parse_override  # noqa: E402
+from netspec.spec.recipe import Recipe  # noqa: E402
 from netspec.summary import FORMATS  # noqa: E402
 
 
@@ -102,6 +103,28 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--rankdir", choices=("TB", "LR"), default="TB", help="top to bottom (default) or left to right")
     r.add_argument("--show", default="", metavar="LIST", help="add to layer nodes: params,macs,shapes")
     with_set(r)
+
+    t = sub.add_parser("train", help="train a spec (default: on the bundled digits) into a run directory")
+    t.add_argument("spec", nargs="?", help="a spec file, or the name of a built-in spec")
+    t.add_argument("--data", default="digits", help="'digits' (bundled, the default) or an .npz with x_train, y_train")
+    t.add_argument("--out", default="runs", metavar="DIR", help="runs go to DIR/<spec>/<n>/ (default: runs)")
+    t.add_argument("--name", metavar="NAME", help="the run's directory name instead of the next number")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last.pt with its own recipe")
+    t.add_argument("--print-config", action="store_true", help="print the resolved recipe and variables, and stop")
+    t.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if there is one)")
+    t.add_argument("--quiet", "-q", action="store_true", help="no per-epoch lines")
+    g = t.add_argument_group("recipe (flags win over the spec's train: section)")
+    for key, info in Recipe.model_fields.items():
+        flag, dest = "--" + key.replace("_", "-"), "recipe_" + key
+        if info.annotation is bool:
+            g.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=None)
+        elif key == "augment":
+            g.add_argument(
+                flag, dest=dest, metavar="LIST", help="augmentation names, e.g. flip,crop ('none': no augmentation)"
+            )
+        else:
+            g.add_argument(flag, dest=dest, metavar=key.upper(), help=f"default {info.default}")
+    with_set(t)
     return p
 
 
@@ -219,6 +242,36 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from netspec.backends import train as training  # torch is imported only for this command
+
+    recipe: dict[str, Any] = {}
+    for key in Recipe.model_fields:
+        value = getattr(args, "recipe_" + key)
+        if value is None:
+            continue
+        if key == "augment":
+            value = [] if value.strip() == "none" else [v.strip() for v in value.split(",") if v.strip()]
+        elif isinstance(value, str) and value.lower() in ("none", "null"):
+            value = None  # --grad-clip none
+        recipe[key] = value
+    options: dict[str, Any] = {"recipe": recipe, "params": _overrides(args.set), "flags": True}
+    if args.print_config:
+        sys.stdout.write(training.config_text(args.spec, args.data, resume=args.resume, device=args.device, **options))
+        return 0
+    training.train(
+        args.spec,
+        args.data,
+        out=args.out,
+        name=args.name,
+        resume=args.resume,
+        device=args.device,
+        quiet=args.quiet,
+        **options,
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -228,6 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "zoo": cmd_zoo,
             "compile": cmd_compile,
             "render": cmd_render,
+            "train": cmd_train,
         }[args.command](args)
     except SpecError as e:
         print(e.format(), file=sys.stderr)

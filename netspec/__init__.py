@@ -53,6 +53,18 @@ def export_onnx(spec_or_path: Any, out: Any = None, params: Any = None, **option
     return backend.export(spec_or_path, out, params, **options)
 
 
+def train(spec_or_path: Any = None, data: str = "digits", **options: Any) -> Any:
+    """Train a spec on ``data`` (``"digits"``, bundled, or an ``.npz`` file) and return
+    the run: its ``directory``, ``history``, ``best`` and ``test`` metrics and the trained
+    ``module``: ``netspec.train("lenet5", epochs=10, lr=0.1)``. Keyword options are the
+    recipe's keys (winning over the spec's ``train:`` section) and the spec's variables,
+    plus ``out``, ``name``, ``resume`` (a run directory), ``device``, ``quiet`` and
+    ``on_epoch``. See ``netspec.backends.train``; torch is imported only when this is called."""
+    from netspec.backends.train import train as run
+
+    return run(spec_or_path, data, **options)
+
+
 def load_weights(model: Any, state_dict: Any) -> dict[str, str]:
     """Load a checkpoint (a state_dict or a file) of an equivalent model into ``model``:
     keys map by name where they agree, otherwise by order and shape; a mismatch raises
@@ -113,4 +125,5 @@ __all__ = [
     "render",
     "to_dict",
     "to_digraph",
+    "train",
 ]
