@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import pytest
@@ -50,3 +54,29 @@ def small_zoo(name: str) -> netspec.Analysis:
 def reference_models() -> dict[str, Any]:
     data: dict[str, Any] = reference("models.json")
     return data
+
+
+class TooMuchWork(AssertionError):
+    pass
+
+
+@contextlib.contextmanager
+def at_most_lines(limit: int) -> Iterator[list[int]]:
+    """Fail once the code inside has run more than ``limit`` lines of Python: a bound
+    on the work done (the tests' stand-in for "fast"), the same on every machine,
+    unlike a wall-clock bound. Yields a one-item list holding the count so far."""
+    count = [0]
+
+    def trace(frame: FrameType, event: str, arg: Any) -> Any:
+        if event == "line":
+            count[0] += 1
+            if count[0] > limit:
+                raise TooMuchWork(f"ran more than {limit:,} lines of Python")
+        return trace
+
+    previous = sys.gettrace()
+    sys.settrace(trace)
+    try:
+        yield count
+    finally:
+        sys.settrace(previous)

@@ -6,8 +6,9 @@ import json
 import subprocess
 import sys
 
+from conftest import REPO
+
 import netspec
-from tests.conftest import REPO
 
 HEAD = "inputs: {x: [3, 64, 64]}\n"
 
