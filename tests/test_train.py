@@ -403,6 +403,6 @@ def test_cli_trains_prints_its_config_and_refuses_bad_input(tmp_path: Path, tiny
 
 
 def test_lenet5_learns_the_digits(tmp_path: Path) -> None:
-    r = netspec.train("lenet5", out=tmp_path, epochs=5, device="cpu", quiet=True)
-    assert r.test is not None and r.test["test_top1"] > 0.9  # in 5 epochs; the default recipe's 30 reach 98%
+    r = netspec.train("lenet5", out=tmp_path, epochs=3, lr=1e-2, device="cpu", quiet=True)
+    assert r.test is not None and r.test["test_top1"] > 0.8  # 89% here in 3 epochs (chance: 10%); 30 reach 98%
     assert r.best["val_top1"] == max(row["val_top1"] for row in r.history)

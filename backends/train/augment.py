@@ -27,24 +27,19 @@ def flip(x: torch.Tensor, a: Flip, g: torch.Generator) -> torch.Tensor:
 
 
 def crop(x: torch.Tensor, a: Crop, g: torch.Generator) -> torch.Tensor:
-    b, _, h, w = x.shape
+    b, c, h, w = x.shape
     pad = a.padding
     if pad == 0:
         return x
-    # one gather over the padded batch: rows and columns of each image's window
     oy = torch.randint(0, 2 * pad + 1, (b,), generator=g, device=x.device)
     ox = torch.randint(0, 2 * pad + 1, (b,), generator=g, device=x.device)
     keep = ~_chosen(x, a.p, g)
     oy, ox = oy.masked_fill(keep, pad), ox.masked_fill(keep, pad)  # the centre window is the image itself
-    rows = (oy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
-    cols = (ox[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
+    # two gathers (each image's rows, then its columns): half the time of one 4-D index
     padded = F.pad(x, (pad, pad, pad, pad))
-    return padded[
-        torch.arange(b, device=x.device)[:, None, None, None],
-        torch.arange(x.shape[1], device=x.device)[None, :, None, None],
-        rows,
-        cols,
-    ]
+    rows = (oy[:, None] + torch.arange(h, device=x.device))[:, None, :, None].expand(b, c, h, w + 2 * pad)
+    cols = (ox[:, None] + torch.arange(w, device=x.device))[:, None, None, :].expand(b, c, h, w)
+    return padded.gather(2, rows).gather(3, cols)
 
 
 def cutout(x: torch.Tensor, a: Cutout, g: torch.Generator) -> torch.Tensor:

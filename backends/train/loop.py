@@ -95,8 +95,9 @@ class Trainer:
         self.module.train()
         start = time.perf_counter()
         order = torch.randperm(len(train), generator=self.shuffle).to(self.device)
-        losses = torch.zeros(self.steps, device=self.device)  # checked once per epoch: no sync per step
-        correct = torch.zeros((), device=self.device, dtype=torch.int64)
+        # kept on the device and checked once per epoch: no sync, and no op more than needed, per step
+        losses: list[torch.Tensor] = []
+        hits: list[torch.Tensor] = []
         lr = self.optimizer.param_groups[0]["lr"]
         for step in range(self.steps):
             x, y = train.batch(order[step * r.batch_size : (step + 1) * r.batch_size])
@@ -119,23 +120,24 @@ class Trainer:
                 self.optimizer.step()
             lr = self.optimizer.param_groups[0]["lr"]
             self.scheduler.step()
-            losses[step] = loss.detach()
-            correct += (logits.argmax(1) == y).sum()
+            losses.append(loss.detach())
+            hits.append((logits.argmax(1) == y).sum())
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         seconds = time.perf_counter() - start
-        bad = (~torch.isfinite(losses)).nonzero()
+        loss_of = torch.stack(losses)
+        bad = (~torch.isfinite(loss_of)).nonzero()
         if len(bad):
             raise Diverged(
-                f"the loss became {losses[bad[0, 0]].item()} in epoch {self.epoch + 1}, step {int(bad[0, 0]) + 1}"
+                f"the loss became {loss_of[bad[0, 0]].item()} in epoch {self.epoch + 1}, step {int(bad[0, 0]) + 1}"
                 f" of {self.steps}; the last good checkpoint is that of epoch {self.epoch}",
                 hint="lower --lr, or set --grad-clip",
             )
         self.epoch += 1
         seen = self.steps * r.batch_size
         return {
-            "train_loss": losses.mean().item(),
-            "train_top1": correct.item() / seen,
+            "train_loss": loss_of.mean().item(),
+            "train_top1": torch.stack(hits).sum().item() / seen,
             "lr": lr,
             "images_per_s": seen / seconds,
         }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,6 +108,7 @@ def train(
     from its last.pt with its own recipe. ``on_epoch`` is called with each epoch's
     metrics after its checkpoint is written."""
     state: dict[str, Any] | None = None
+    run_dir: Path | None = None
     if resume is not None:
         if source is not None or any(v for k, v in options.items() if k != "flags"):
             raise SpecError(
@@ -133,8 +135,7 @@ def train(
     if state is not None:
         trainer.restore(state)
         history, best = list(state["history"]), dict(state["best"])
-        run_dir = Path(resume)  # type: ignore[arg-type]
-    else:
+    if run_dir is None:
         run_dir = checkpoint.new_run_dir(out, p.spec.name, name)
         checkpoint.write_config(run_dir, p.config, p.spec_text)
 
@@ -144,7 +145,7 @@ def train(
 
     log(f"{p.spec.name}: {len(d.train)} train / {len(d.val)} val images, {r.epochs} epochs on {dev}, run {run_dir}")
     while trainer.epoch < r.epochs:
-        start = _now()
+        start = time.perf_counter()
         metrics = trainer.train_epoch()
         val = trainer.evaluate(d.val)
         row = {
@@ -156,7 +157,7 @@ def train(
             "val_top5": val["top5"],
             "lr": metrics["lr"],
             "images_per_s": metrics["images_per_s"],
-            "seconds": _now() - start,
+            "seconds": time.perf_counter() - start,
         }
         history.append(row)
         checkpoint.write_metrics(run_dir, COLUMNS, history)
@@ -185,12 +186,6 @@ def train(
             f"test: loss {t['loss']:.4f}  top-1 {100 * t['top1']:.2f}%  top-5 {100 * t['top5']:.2f}%  ({len(d.test)} images)"
         )
     return Run(run_dir, r, model, history, best, test, d.classes)
-
-
-def _now() -> float:
-    import time
-
-    return time.perf_counter()
 
 
 def _line(row: Mapping[str, float], epochs: int) -> str:
