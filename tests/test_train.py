@@ -11,11 +11,12 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+import yaml
 from test_cli import run
 
 import netspec
 from netspec import SpecError
-from netspec.backends.train import augment, checkpoint, data, loop
+from netspec.backends.train import augment, checkpoint, config_text, data, loop
 from netspec.backends.train.augment import Pipeline
 from netspec.spec.recipe import Crop, Cutout, Flip, Normalize, Recipe
 
@@ -251,7 +252,7 @@ def test_a_diverging_loss_stops_the_run_naming_epoch_and_step(tmp_path: Path, ti
     x, y = images()
     path = npz(tmp_path / "d.npz", x_train=x, y_train=y)
     with pytest.raises(loop.Diverged, match=r"the loss became (nan|inf) in epoch \d, step \d+ of 5; the last good"):
-        netspec.train(tiny, path, out=tmp_path, lr=1e30, momentum=0, **{**QUICK, "epochs": 3})
+        netspec.train(tiny, path, out=tmp_path, optimizer="sgd", lr=1e30, momentum=0, **{**QUICK, "epochs": 3})
 
 
 def test_fp16_needs_cuda(tiny: Path, tmp_path: Path) -> None:
@@ -298,7 +299,7 @@ def test_run_directory(tmp_path: Path, tiny: Path) -> None:
     out = tmp_path / "runs"
     first = netspec.train(tiny, path, out=out, classes=3, **QUICK)
     second = netspec.train(tiny, path, out=out, **QUICK)
-    named = netspec.train(tiny, path, out=out, name="mine", **QUICK)
+    named = netspec.train(netspec.load(tiny), path, out=out, name="mine", **QUICK)  # a loaded Spec
     assert [first.directory, second.directory, named.directory] == [out / "tiny" / n for n in ("1", "2", "mine")]
     files = sorted(os.listdir(first.directory))
     assert files == ["best.pt", "config.yaml", "last.pt", "metrics.csv", "spec.yaml", "test.json"]  # no temporaries
@@ -307,6 +308,8 @@ def test_run_directory(tmp_path: Path, tiny: Path) -> None:
     config = (first.directory / "config.yaml").read_text()
     assert "variables:\n  classes: 3\n" in config and "epochs: 2\n" in config
     assert (first.directory / "spec.yaml").read_text() == TINY
+    assert yaml.safe_load((named.directory / "spec.yaml").read_text()) == yaml.safe_load(TINY)
+    assert config_text(None, resume=first.directory) == config
     last = torch.load(first.directory / "last.pt", weights_only=True)
     assert {"model", "optimizer", "scheduler", "epoch", "rng", "recipe", "classes", "history", "best"} <= set(last)
     assert last["epoch"] == 2 and last["classes"] == ["0", "1", "2"] and last["recipe"]["epochs"] == 2
@@ -379,6 +382,10 @@ def test_resume_refuses_what_is_not_a_run_and_other_options(tmp_path: Path, tiny
         netspec.train(resume=tmp_path, quiet=True)
     with pytest.raises(SpecError, match="with its own spec, data and recipe"):
         netspec.train(resume=tmp_path, epochs=3)
+    with pytest.raises(SpecError, match="give a spec to train, or --resume RUN_DIR"):
+        netspec.train()
+    with pytest.raises(SpecError, match="give a spec, or --resume RUN_DIR"):
+        config_text(None)
     x, y = images()
     done = netspec.train(tiny, npz(tmp_path / "d.npz", x_train=x, y_train=y), out=tmp_path, **QUICK)
     again = netspec.train(resume=done.directory, quiet=True)  # a finished run: nothing left to do
@@ -392,9 +399,13 @@ def test_cli_trains_prints_its_config_and_refuses_bad_input(tmp_path: Path, tiny
     x, y = images()
     path = npz(tmp_path / "d.npz", x_train=x, y_train=y)
     common = [str(tiny), "--data", path, "--out", str(tmp_path), "--device", "cpu", "--batch-size", "16"]
-    r = run("train", *common, "--epochs", "1", "--augment", "flip,crop", "--no-nesterov")
+    r = run("train", *common, "--epochs", "1", "--augment", "flip,crop", "--optimizer", "sgd", "--no-nesterov")
     assert r.returncode == 0, r.stderr
     assert "epoch 1/1  train loss" in r.stdout and (tmp_path / "tiny" / "1" / "last.pt").is_file()
+    assert (
+        "  optimizer: sgd\n  lr: 0.003\n  momentum: 0.9\n  nesterov: false\n"
+        in (tmp_path / "tiny" / "1" / "config.yaml").read_text()
+    )
     r = run("train", *common, "--print-config", "--lr", "0.2", "--augment", "none", "--set", "classes=3")
     assert r.returncode == 0 and "  lr: 0.2\n" in r.stdout and "  augment: []\n" in r.stdout
     assert not (tmp_path / "tiny" / "2").exists()
