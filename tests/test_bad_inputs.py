@@ -208,6 +208,28 @@ def test_a_huge_list_is_refused_while_it_is_read(monkeypatch: pytest.MonkeyPatch
     assert peak < 4 * 2**20, f"peak {peak / 2**20:.1f} MiB"
 
 
+# --- the layer limit counts the repeats inside blocks before building anything
+
+
+def test_repeats_nested_in_blocks_are_counted_before_any_layer_is_built() -> None:
+    text = spec(
+        HEAD,
+        "blocks:",
+        "  b: {layers: [{op: relu, repeat: 1000}, {op: relu, when: false}]}",
+        "  c: {layers: [{op: b, repeat: 10}]}",
+        "layers:",
+        "  - relu",
+        "  - {op: c, repeat: 101}",
+    )
+    with at_most_lines(200_000):  # building the 1,010,000 layers first ran about 400 million
+        e = error_of(text)
+    assert_at(e, 7, 5)
+    assert_says(e, "layer 2: the spec expands to more than 1,000,000 layers")
+    # The same nesting under the limit is built in full.
+    small = text.replace("repeat: 1000", "repeat: 3").replace("repeat: 101", "repeat: 2")
+    assert len(netspec.analyze_text(small).layers) == 1 + 1 + 2 * 10 * 3
+
+
 # --- every message is short and on one line
 
 

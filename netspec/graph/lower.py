@@ -133,12 +133,13 @@ class _Lowering:
                     )
 
     def check_total(self, entries: list[LayerEntry]) -> None:
-        """Refuse a spec whose top-level layers alone (a block counted by its own layers,
-        a lower bound) make too many nodes, before building any of them."""
+        """Refuse a spec whose top-level layers alone (a block counted by the nodes it
+        surely makes, a lower bound) make too many nodes, before building any of them."""
         total = len(self.graph)
+        sizes: dict[str, int] = {}
         for i, entry in enumerate(entries):
-            block = self.spec.model.blocks.get(entry.op)
-            total += _planned_repeat(self.spec, i, entry) * (len(block.layers) if block else 1)
+            block = entry.op in self.spec.model.blocks
+            total += _planned_repeat(self.spec, i, entry) * (self.block_size(entry.op, sizes, ()) if block else 1)
             if total > MAX_NODES:
                 who = f"layer '{entry.name}'" if entry.name else f"layer {i + 1}"
                 raise SpecError(
@@ -146,6 +147,25 @@ class _Lowering:
                     self.spec.loc(("layers", i)),
                     layer=entry.name,
                 )
+
+    def block_size(self, name: str, sizes: dict[str, int], within: tuple[str, ...]) -> int:
+        """The nodes an instance of block ``name`` makes at least: its layers without a
+        ``when``, times their repeat where it is a plain number (once where it is an
+        expression), nested blocks counted alike (a block that uses itself counts 1:
+        the lowering reports it)."""
+        if name in sizes or name in within:
+            return sizes.get(name, 1)
+        total = 0
+        for raw in self.spec.model.blocks[name].layers:
+            op, repeat = (raw.get("op"), raw.get("repeat", 1)) if isinstance(raw, dict) else (raw, 1)
+            if isinstance(raw, dict) and "when" in raw:
+                continue  # may be left out
+            repeat = repeat if _valid_repeat(repeat) else 1
+            if isinstance(op, str) and op in self.spec.model.blocks:
+                repeat *= self.block_size(op, sizes, (*within, name))
+            total += repeat
+        sizes[name] = max(total, 1)
+        return sizes[name]
 
     def add_input(self, name: str, dims: list[Any]) -> None:
         spec, path = self.spec, ("inputs", name)
