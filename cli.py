@@ -8,6 +8,7 @@ internal failure prints one line and exits with 1 (``--debug`` shows the traceba
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import types
@@ -64,6 +65,8 @@ def _parser() -> argparse.ArgumentParser:
 
     z = sub.add_parser("zoo", help="list the built-in specs with their parameters and MACs")
     z.add_argument("--format", "-f", choices=("table", "json"), default="table")
+
+    sub.add_parser("schema", help="print the JSON Schema of the spec language (for editors' YAML support)")
 
     k = sub.add_parser(
         "compile", help="write standalone PyTorch source (.py), an initialised state_dict (.pt) or ONNX (.onnx)"
@@ -184,6 +187,13 @@ def cmd_zoo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    from netspec.schema import spec_schema
+
+    sys.stdout.write(json.dumps(spec_schema(), indent=1) + "\n")
+    return 0
+
+
 def cmd_compile_onnx(args: argparse.Namespace) -> int:
     from netspec.backends import onnx as onnx_backend  # imports torch only to read or make weights
 
@@ -279,6 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "summary": cmd_summary,
             "check": cmd_check,
             "zoo": cmd_zoo,
+            "schema": cmd_schema,
             "compile": cmd_compile,
             "render": cmd_render,
             "train": cmd_train,
