@@ -30,7 +30,7 @@ def _skip_pydantic_plugin_scan() -> None:
 
 _skip_pydantic_plugin_scan()
 
-from netspec import SpecError, __version__, analyze, format_analysis  # noqa: E402
+from netspec import SpecError, __version__, analyze, format_analysis, load  # noqa: E402
 from netspec.spec.load import parse_override  # noqa: E402
 from netspec.spec.recipe import Recipe  # noqa: E402
 from netspec.summary import FORMATS  # noqa: E402
@@ -67,6 +67,11 @@ def _parser() -> argparse.ArgumentParser:
     z.add_argument("--format", "-f", choices=("table", "json"), default="table")
 
     sub.add_parser("schema", help="print the JSON Schema of the spec language (for editors' YAML support)")
+
+    v = sub.add_parser("vars", help="a spec's variables: value in force, default, type, variants, where each is used")
+    v.add_argument("spec")
+    v.add_argument("--format", "-f", choices=("table", "json"), default="table")
+    with_set(v)
 
     k = sub.add_parser(
         "compile", help="write standalone PyTorch source (.py), an initialised state_dict (.pt) or ONNX (.onnx)"
@@ -187,6 +192,15 @@ def cmd_zoo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_vars(args: argparse.Namespace) -> int:
+    from netspec.variables import format_variables, variables_dict
+
+    spec = load(args.spec, _overrides(args.set))
+    text = json.dumps(variables_dict(spec), indent=1) + "\n" if args.format == "json" else format_variables(spec)
+    sys.stdout.write(text)
+    return 0
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from netspec.schema import spec_schema
 
@@ -290,6 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "check": cmd_check,
             "zoo": cmd_zoo,
             "schema": cmd_schema,
+            "vars": cmd_vars,
             "compile": cmd_compile,
             "render": cmd_render,
             "train": cmd_train,

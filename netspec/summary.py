@@ -19,6 +19,7 @@ def to_dict(a: Analysis, depth: int | None = None) -> dict[str, Any]:
         "name": a.name,
         "inputs": {k: list(v) for k, v in a.inputs.items()},
         "outputs": a.outputs,
+        "variables": a.graph.variables,
         "layers": [
             {
                 "name": x.name,
@@ -144,13 +145,32 @@ def _table(a: Analysis, depth: int | None) -> str:
         ).rstrip()
 
     inputs = ", ".join(f"{k} {list(v)}" for k, v in a.inputs.items())
-    out = [f"{a.name}  ({a.path})  inputs: {inputs}", "", line(head), "  ".join("-" * w for w in widths)]
+    out = [
+        f"{a.name}  ({a.path})  inputs: {inputs}",
+        *_variables_line(a),
+        "",
+        line(head),
+        "  ".join("-" * w for w in widths),
+    ]
     out += [line(r) for r in rows]
     out.append("")
     totals = _totals(a.totals)
     label = max(len(k) for k, _ in totals)
     out += [f"{k + ':':<{label + 1}}  {v}" for k, v in totals]
     return "\n".join(out) + "\n"
+
+
+def _variables_line(a: Analysis) -> list[str]:
+    """The values in force of the spec's variables, as one line (none without any)."""
+    values = a.graph.variables
+    if not values:
+        return []
+    shown = ", ".join(f"{k}={_value(v)}" for k, v in values.items())
+    return [f"variables: {shown}"]
+
+
+def _value(v: object) -> str:
+    return ("true" if v else "false") if isinstance(v, bool) else str(v)
 
 
 def _markdown(a: Analysis, depth: int | None) -> str:
@@ -162,6 +182,7 @@ def _markdown(a: Analysis, depth: int | None) -> str:
     out = [
         f"## {a.name}",
         "",
+        *(line for v in _variables_line(a) for line in (v, "")),
         "| " + " | ".join(head) + " |",
         "|" + "|".join("---:" if i >= 3 else "---" for i in range(len(head))) + "|",
     ]

@@ -66,7 +66,8 @@ def test_set_overrides_a_variable() -> None:
 
 def test_json_schema() -> None:
     data = json.loads(run("summary", "vgg16_bn", "--format", "json").stdout)
-    assert set(data) == {"name", "inputs", "outputs", "layers", "totals"}
+    assert set(data) == {"name", "inputs", "outputs", "variables", "layers", "totals"}
+    assert data["variables"] == {"classes": 1000, "resolution": 224, "dropout": 0.5}
     assert data["inputs"] == {"image": [3, 224, 224]}
     assert set(data["layers"][1]) == {
         *("name", "op", "inputs", "output_shape", "params", "macs", "flops", "line"),

@@ -67,6 +67,8 @@ class Graph:
         self.groups: dict[str, Group] = {}
         #: the weight initialisation the spec asks backends for ('torchvision' or 'pytorch')
         self.init = "torchvision"
+        #: the values in force of the spec's variables (overrides and variant applied)
+        self.variables: dict[str, Any] = {}
 
     def __iter__(self) -> Iterator[Node]:
         return iter(self.nodes.values())

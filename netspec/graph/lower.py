@@ -72,6 +72,7 @@ class _Lowering:
         self.graph = Graph(spec.name, spec.path)
         self.graph.description = spec.model.description
         self.graph.init = spec.model.init
+        self.graph.variables = dict(spec.variables)
         self.validated: dict[tuple[str, Any], Attrs] = {}  # shared attribute models
         self.static_attrs: dict[int, Attrs] = {}  # by id() of layer entries without expressions
         self.entries: dict[Path, list[LayerEntry]] = {}  # parsed layer lists (a block's, once)
