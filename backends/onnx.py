@@ -40,7 +40,7 @@ from netspec.analysis import Analysis
 from netspec.backends.common import analysis_of, check_directory, match_keys, write_atomic
 from netspec.errors import Location, SpecError
 from netspec.graph.ir import Node
-from netspec.ops import REGISTRY, Shape
+from netspec.ops import REGISTRY, Shape, Tensor
 from netspec.ops.conv2d import Conv2d
 from netspec.spec.load import Spec
 
@@ -59,7 +59,7 @@ class Param:
     key: str
     shape: tuple[int, ...]
     fixed: np.ndarray | None = None  # values written in the spec (conv2d ``weight``)
-    used: bool = True  # False for num_batches_tracked: matched, never emitted
+    used: bool = True  # False for a tensor the graph does not read (num_batches_tracked): matched, never emitted
 
 
 @dataclass
@@ -82,9 +82,13 @@ class Builder:
         self.consts.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
         return name
 
-    def param(self, key: str, shape: tuple[int, ...], fixed: Any = None, used: bool = True) -> str:
-        self.params.append(Param(key, shape, None if fixed is None else np.asarray(fixed, np.float32), used))
-        return key
+    def hold(self, layer: str, tensors: list[Tensor], read: dict[str, Any]) -> None:
+        """A layer's declared tensors; ``read`` maps those the graph reads to their fixed
+        values (or None)."""
+        for t in tensors:
+            fixed = read.get(t.name)
+            array = None if fixed is None else np.asarray(fixed, np.float32)
+            self.params.append(Param(f"{layer}.{t.name}", t.shape, array, t.name in read))
 
     def reduce_mean(self, x: str, axes: list[int], out: str, name: str) -> str:
         if self.opset >= 18:  # axes became an input in opset 18
@@ -102,6 +106,15 @@ class Ctx:
     out: Shape  # per-sample output shape
     args: list[str]  # input value names
     b: Builder
+    tensors: list[Tensor]  # the op's declaration of the layer's parameters and buffers
+    read: dict[str, Any] = field(default_factory=dict)  # the declared tensors the graph reads
+
+    def tensor(self, name: str, fixed: Any = None) -> str:
+        """The initializer of the declared tensor ``name``; ``fixed``: values the spec gives."""
+        if name not in {t.name for t in self.tensors}:
+            raise KeyError(f"op '{self.node.op}' declares no tensor '{name}'")
+        self.read[name] = fixed
+        return f"{self.name}.{name}"
 
     @property
     def name(self) -> str:
@@ -125,13 +138,10 @@ def _pairs(p: tuple[int, int]) -> list[int]:
 
 def _conv2d(c: Ctx) -> None:
     a = c.attrs
-    c_in = c.ins[0][0]
-    c_out, groups = Conv2d.resolve(a, c_in)
-    kh, kw = a.kernel
-    w = c.b.param(f"{c.name}.weight", (c_out, c_in // groups, kh, kw), a.weight)
-    inputs = [c.args[0], w]
+    _, groups = Conv2d.resolve(a, c.ins[0][0])
+    inputs = [c.args[0], c.tensor("weight", a.weight)]
     if a.bias:
-        inputs.append(c.b.param(f"{c.name}.bias", (c_out,), a.bias if isinstance(a.bias, tuple) else None))
+        inputs.append(c.tensor("bias", a.bias if isinstance(a.bias, tuple) else None))
     if a.padding == "same":  # PyTorch puts the odd pixel at the end
         total = [d * (k - 1) for d, k in zip(a.dilation, a.kernel)]
         pads = [total[0] // 2, total[1] // 2, total[0] - total[0] // 2, total[1] - total[1] // 2]
@@ -150,9 +160,8 @@ def _conv2d(c: Ctx) -> None:
 
 def _linear(c: Ctx) -> None:
     a = c.attrs
-    f_in = c.ins[0][-1]
-    w = c.b.param(f"{c.name}.weight", (a.out, f_in))
-    bias = [c.b.param(f"{c.name}.bias", (a.out,))] if a.bias else []
+    w = c.tensor("weight")
+    bias = [c.tensor("bias")] if a.bias else []
     if len(c.ins[0]) == 1:
         c.emit("Gemm", [c.args[0], w, *bias], transB=1)
         return
@@ -168,13 +177,11 @@ def _batchnorm(c: Ctx) -> None:
     a = c.attrs
     ch = c.ins[0][0]
     if a.affine:
-        scale, shift = c.b.param(f"{c.name}.weight", (ch,)), c.b.param(f"{c.name}.bias", (ch,))
+        scale, shift = c.tensor("weight"), c.tensor("bias")
     else:
         scale, shift = c.b.const(c.tmp("scale"), np.ones(ch)), c.b.const(c.tmp("shift"), np.zeros(ch))
     if a.track_running_stats:
-        mean = c.b.param(f"{c.name}.running_mean", (ch,))
-        var = c.b.param(f"{c.name}.running_var", (ch,))
-        c.b.param(f"{c.name}.num_batches_tracked", (), used=False)
+        mean, var = c.tensor("running_mean"), c.tensor("running_var")
         c.emit("BatchNormalization", [c.args[0], scale, shift, mean, var], epsilon=a.eps)
         return
     # No running statistics: PyTorch normalises with the batch's statistics, in eval too.
@@ -532,8 +539,10 @@ def lower_model(
     b = Builder(opset)
     for node in graph:
         lowering = _lowering(node)
-        ctx = Ctx(node, node.attrs, [shapes[r] for r in node.inputs], shapes[node.name], list(node.inputs), b)
+        ins, out = [shapes[r] for r in node.inputs], shapes[node.name]
+        ctx = Ctx(node, node.attrs, ins, out, list(node.inputs), b, REGISTRY[node.op].tensors(node.attrs, ins, out))
         lowering(ctx)
+        b.hold(node.name, ctx.tensors, ctx.read)
 
     dim: int | str = "N" if dynamic_batch else batch
     # The proto is filled in place: helper.make_graph and make_model copy their

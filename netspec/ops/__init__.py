@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from netspec.ops.base import REGISTRY, Attrs, Op, Shape, register_op
+from netspec.ops.base import REGISTRY, Attrs, Op, Shape, Tensor, register_op
 
 for _m in pkgutil.iter_modules(__path__):
     if not _m.name.startswith("_") and _m.name != "base":
@@ -21,4 +21,4 @@ def op_names() -> list[str]:
     return sorted({op.name for op in REGISTRY.values()})
 
 
-__all__ = ["REGISTRY", "Attrs", "Op", "Shape", "op_names", "register_op"]
+__all__ = ["REGISTRY", "Attrs", "Op", "Shape", "Tensor", "op_names", "register_op"]

@@ -1,23 +1,33 @@
 """The op registry, the base classes every op builds on, and attribute types.
 
 An op is a class registered under a name with ``@register_op``. It declares its
-attribute model (``Attrs``, a pydantic model) and its rules: output shape, parameters,
-buffers, MACs and FLOPs. All rules are pure arithmetic on per-sample shapes.
+attribute model (``Attrs``, a pydantic model) and its rules: output shape, its tensors
+(parameters and buffers), MACs and FLOPs. All rules are pure arithmetic on per-sample shapes.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 from netspec.errors import OpError
+from netspec.ops._arith import numel
 
 Shape = tuple[int, ...]
 #: how an op's output looks at its input, per spatial axis (h, w): (kernel, stride, dilation)
 Window = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
 
 MAX_SIZE = 2**31 - 1  # largest kernel, channel count or spatial size accepted
+
+
+class Tensor(NamedTuple):
+    """A tensor a layer holds, named as in the PyTorch module's state_dict (``weight``,
+    ``running_mean``); ``shape`` ``()`` is a scalar (one element)."""
+
+    name: str
+    shape: Shape
+    kind: Literal["parameter", "buffer"]
 
 
 class Attrs(BaseModel):
@@ -90,11 +100,19 @@ class Op:
     def shape(self, a: Any, ins: list[Shape]) -> Shape:
         raise NotImplementedError
 
+    def tensors(self, a: Any, ins: list[Shape], out: Shape) -> list[Tensor]:
+        """The layer's parameters and buffers, in the module's state_dict order: the one
+        declaration that counts, backends and tests follow."""
+        return []
+
     def params(self, a: Any, ins: list[Shape], out: Shape) -> int:
-        return 0
+        return self._numel(a, ins, out, "parameter")
 
     def buffers(self, a: Any, ins: list[Shape], out: Shape) -> int:
-        return 0
+        return self._numel(a, ins, out, "buffer")
+
+    def _numel(self, a: Any, ins: list[Shape], out: Shape, kind: str) -> int:
+        return sum(numel(t.shape) for t in self.tensors(a, ins, out) if t.kind == kind)
 
     def macs(self, a: Any, ins: list[Shape], out: Shape) -> int:
         return 0

@@ -3,7 +3,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from netspec.ops._arith import numel
-from netspec.ops.base import Attrs, Op, Shape, register_op
+from netspec.ops.base import Attrs, Op, Shape, Tensor, register_op
 
 
 class BatchNormAttrs(Attrs):
@@ -32,11 +32,13 @@ class BatchNorm(Op):
         self.need_rank(ins[0], (1, 2, 3), "an input")
         return ins[0]
 
-    def params(self, a: BatchNormAttrs, ins: list[Shape], out: Shape) -> int:
-        return 2 * ins[0][0] if a.affine else 0
-
-    def buffers(self, a: BatchNormAttrs, ins: list[Shape], out: Shape) -> int:
-        return 2 * ins[0][0] + 1 if a.track_running_stats else 0
+    def tensors(self, a: BatchNormAttrs, ins: list[Shape], out: Shape) -> list[Tensor]:
+        c = (ins[0][0],)
+        held = [Tensor("weight", c, "parameter"), Tensor("bias", c, "parameter")] if a.affine else []
+        if a.track_running_stats:
+            held += [Tensor("running_mean", c, "buffer"), Tensor("running_var", c, "buffer")]
+            held.append(Tensor("num_batches_tracked", (), "buffer"))  # a scalar: one element
+        return held
 
     def flops(self, a: BatchNormAttrs, ins: list[Shape], out: Shape) -> int:
         return 2 * numel(out)

@@ -7,7 +7,7 @@ from pydantic import BeforeValidator, model_validator
 
 from netspec.errors import OpError
 from netspec.ops._arith import numel, window_output
-from netspec.ops.base import Attrs, CountPair, Op, Shape, Size, SizePair, Window, register_op
+from netspec.ops.base import Attrs, CountPair, Op, Shape, Size, SizePair, Tensor, Window, register_op
 
 
 def _dims(value: Any) -> tuple[int, ...] | None:
@@ -152,9 +152,10 @@ class Conv2d(Op):
         h, w = window_output("convolution", (x[1], x[2]), a.kernel, a.stride, pad, a.dilation)
         return (out, h, w)
 
-    def params(self, a: Conv2dAttrs, ins: list[Shape], out: Shape) -> int:
+    def tensors(self, a: Conv2dAttrs, ins: list[Shape], out: Shape) -> list[Tensor]:
         c_out, groups = self.resolve(a, ins[0][0])
-        return c_out * (ins[0][0] // groups) * a.kernel[0] * a.kernel[1] + (c_out if a.bias else 0)
+        weight = Tensor("weight", (c_out, ins[0][0] // groups, *a.kernel), "parameter")
+        return [weight, Tensor("bias", (c_out,), "parameter")] if a.bias else [weight]
 
     def macs(self, a: Conv2dAttrs, ins: list[Shape], out: Shape) -> int:
         _, groups = self.resolve(a, ins[0][0])

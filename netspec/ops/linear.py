@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from netspec.errors import OpError
 from netspec.ops._arith import numel
-from netspec.ops.base import Attrs, Op, Shape, Size, register_op
+from netspec.ops.base import Attrs, Op, Shape, Size, Tensor, register_op
 
 
 class LinearAttrs(Attrs):
@@ -27,8 +27,9 @@ class Linear(Op):
             raise OpError(f"expects [F] (or [L, F]) per sample, got {list(ins[0])}: add a flatten layer before it")
         return (*ins[0][:-1], a.out)
 
-    def params(self, a: LinearAttrs, ins: list[Shape], out: Shape) -> int:
-        return ins[0][-1] * a.out + (a.out if a.bias else 0)
+    def tensors(self, a: LinearAttrs, ins: list[Shape], out: Shape) -> list[Tensor]:
+        weight = Tensor("weight", (a.out, ins[0][-1]), "parameter")
+        return [weight, Tensor("bias", (a.out,), "parameter")] if a.bias else [weight]
 
     def macs(self, a: LinearAttrs, ins: list[Shape], out: Shape) -> int:
         return numel(out) * ins[0][-1]
