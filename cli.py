@@ -33,7 +33,7 @@ _skip_pydantic_plugin_scan()
 from netspec import SpecError, __version__, analyze, format_analysis, load  # noqa: E402
 from netspec.spec.load import parse_override  # noqa: E402
 from netspec.spec.recipe import Recipe  # noqa: E402
-from netspec.summary import FORMATS  # noqa: E402
+from netspec.summary import COLUMNS, DEFAULT_COLUMNS, DTYPES, FORMATS, View  # noqa: E402
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,6 +57,16 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="collapse blocks: one row per name prefix of N parts (1: per stage, 2: per block instance)",
     )
+    s.add_argument(
+        "--columns",
+        "-c",
+        type=_columns,
+        default=DEFAULT_COLUMNS,
+        metavar="LIST",
+        help=f"table and markdown columns, of {','.join(COLUMNS)} (default: {','.join(DEFAULT_COLUMNS)})",
+    )
+    s.add_argument("--batch", type=_depth, default=1, metavar="N", help="batch size of the memory figures (default 1)")
+    s.add_argument("--dtype", choices=tuple(DTYPES), default="float32", help="dtype of the memory figures")
     with_set(s)
 
     c = sub.add_parser("check", help="validate specs (exit 2 if any has an error)")
@@ -146,9 +156,14 @@ def _overrides(items: list[str]) -> dict[str, Any]:
     return dict(parse_override(item) for item in items)
 
 
+def _columns(text: str) -> tuple[str, ...]:
+    return tuple(c.strip() for c in text.split(",") if c.strip())  # checked by View, with a did-you-mean
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     analysis = analyze(args.spec, _overrides(args.set))
-    sys.stdout.write(format_analysis(analysis, args.format, args.depth))
+    view = View(columns=args.columns, batch=args.batch, dtype=args.dtype)
+    sys.stdout.write(format_analysis(analysis, args.format, args.depth, view))
     return 0
 
 

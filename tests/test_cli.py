@@ -71,7 +71,7 @@ def test_json_schema() -> None:
     assert data["inputs"] == {"image": [3, 224, 224]}
     assert set(data["layers"][1]) == {
         *("name", "op", "inputs", "output_shape", "params", "macs", "flops", "line"),
-        *("receptive_field", "effective_stride", "count"),
+        *("receptive_field", "effective_stride", "count", "attrs", "activation_bytes"),
     }
     conv = next(x for x in data["layers"] if x["name"] == "conv1_1")
     assert conv == {
@@ -79,9 +79,11 @@ def test_json_schema() -> None:
         "op": "conv2d",
         "inputs": ["image"],
         "output_shape": [64, 224, 224],
+        "attrs": "k3 p1",
         "params": 1_792,
         "macs": 86_704_128,
         "flops": 2 * 86_704_128 + 64 * 224 * 224,
+        "activation_bytes": 4 * 64 * 224 * 224,
         "receptive_field": [3, 3],
         "effective_stride": [1, 1],
         "count": 1,
