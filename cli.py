@@ -78,6 +78,14 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("schema", help="print the JSON Schema of the spec language (for editors' YAML support)")
 
+    d = sub.add_parser("diff", help="what changes from spec A to spec B: layers added, removed, changed; totals")
+    d.add_argument("a", metavar="A")
+    d.add_argument("b", metavar="B")
+    d.add_argument("--format", "-f", choices=("table", "json", "markdown"), default="table")
+    d.add_argument("--depth", "-d", type=_depth, metavar="N", help="compare name prefixes of N parts (1: stages)")
+    d.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="set a variable of B (repeatable)")
+    d.add_argument("--set-a", action="append", default=[], metavar="NAME=VALUE", help="set a variable of A")
+
     v = sub.add_parser("vars", help="a spec's variables: value in force, default, type, variants, where each is used")
     v.add_argument("spec")
     v.add_argument("--format", "-f", choices=("table", "json"), default="table")
@@ -216,6 +224,14 @@ def cmd_vars(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_diff(args: argparse.Namespace) -> int:
+    from netspec.diff import format_diff
+
+    a, b = analyze(args.a, _overrides(args.set_a)), analyze(args.b, _overrides(args.set))
+    sys.stdout.write(format_diff(a, b, args.format, args.depth))
+    return 0
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from netspec.schema import spec_schema
 
@@ -320,6 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "zoo": cmd_zoo,
             "schema": cmd_schema,
             "vars": cmd_vars,
+            "diff": cmd_diff,
             "compile": cmd_compile,
             "render": cmd_render,
             "train": cmd_train,

@@ -62,7 +62,7 @@ def to_dict(a: Analysis, depth: int | None = None, view: View = View()) -> dict[
                 "op": x.op,
                 "inputs": list(x.inputs),
                 "output_shape": list(x.output_shape),
-                "attrs": _attrs(a, x),
+                "attrs": attrs_text(a, x),
                 "params": x.params,
                 "macs": x.macs,
                 "flops": x.flops,
@@ -110,7 +110,7 @@ def _csv(a: Analysis, depth: int | None, view: View) -> str:
     )  # fmt: skip
     for x in a.rows(depth):
         w.writerow(
-            (x.name, x.op, x.instances, " ".join(x.inputs), _x(x.output_shape), _attrs(a, x), x.params,
+            (x.name, x.op, x.instances, " ".join(x.inputs), _x(x.output_shape), attrs_text(a, x), x.params,
              x.trainable_params, x.buffers, x.macs, x.flops, view.activations(x.activation_bytes),
              _x(x.receptive_field), _x(x.effective_stride), x.line)
         )  # fmt: skip
@@ -137,7 +137,7 @@ def _share(part: int, whole: int) -> str:
 _SHORT = (("kernel", "k", None), ("stride", "s", (1, 1)), ("padding", "p", (0, 0)), ("dilation", "d", (1, 1)))
 
 
-def _attrs(a: Analysis, row: LayerInfo) -> str:
+def attrs_text(a: Analysis, row: LayerInfo) -> str:
     """The layer's window attributes in short (``k3 s2 p1``); "" for a collapsed row."""
     node = a.graph.nodes.get(row.name)
     if node is None:
@@ -163,7 +163,7 @@ def _attrs(a: Analysis, row: LayerInfo) -> str:
 Cell = Callable[[Analysis, LayerInfo, View], str]
 _COLUMN_CELLS: dict[str, list[tuple[str, bool, Cell]]] = {
     "shape": [("Output shape", False, lambda a, x, v: _shape(x.output_shape))],
-    "attrs": [("Attrs", False, lambda a, x, v: _attrs(a, x))],
+    "attrs": [("Attrs", False, lambda a, x, v: attrs_text(a, x))],
     "rf": [
         ("RF", True, lambda a, x, v: _square(x.receptive_field)),
         ("Stride", True, lambda a, x, v: _square(x.effective_stride)),
