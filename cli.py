@@ -78,6 +78,15 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("schema", help="print the JSON Schema of the spec language (for editors' YAML support)")
 
+    u = sub.add_parser("run", help="run a spec on an input file (.npy or an image) and print its outputs")
+    u.add_argument("spec")
+    u.add_argument(
+        "--input", "-i", action="append", required=True, metavar="[NAME=]FILE", help="the input (repeat: one per input)"
+    )
+    u.add_argument("--weights", "-w", metavar="CKPT", help="a state_dict or checkpoint (.pt, .pth, .safetensors)")
+    u.add_argument("--top", type=_depth, default=5, metavar="K", help="classes shown of a classifier's output")
+    with_set(u)
+
     d = sub.add_parser("diff", help="what changes from spec A to spec B: layers added, removed, changed; totals")
     d.add_argument("a", metavar="A")
     d.add_argument("b", metavar="B")
@@ -224,6 +233,26 @@ def cmd_vars(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from netspec.backends import run  # torch is imported only for this command
+
+    analysis = analyze(args.spec, _overrides(args.set))
+    inputs: dict[str, str] = {}
+    for item in args.input:
+        name, _, path = item.partition("=")
+        if path and name in analysis.inputs:
+            inputs[name] = path
+        elif len(analysis.inputs) == 1:
+            inputs[next(iter(analysis.inputs))] = item
+        else:
+            raise SpecError(
+                f"--input {item!r}: name the input it is for",
+                hint=f"--input NAME=FILE, NAME one of: {', '.join(analysis.inputs)}",
+            )
+    sys.stdout.write(run.format_outputs(analysis, run.run(analysis, inputs, args.weights), args.top))
+    return 0
+
+
 def cmd_diff(args: argparse.Namespace) -> int:
     from netspec.diff import format_diff
 
@@ -337,6 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "schema": cmd_schema,
             "vars": cmd_vars,
             "diff": cmd_diff,
+            "run": cmd_run,
             "compile": cmd_compile,
             "render": cmd_render,
             "train": cmd_train,
