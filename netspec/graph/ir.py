@@ -40,6 +40,8 @@ class Group(NamedTuple):
 
     kind: str
     repeat: int = 1
+    #: a block instance's parameters, as evaluated for it (for diagrams of one block)
+    params: tuple[tuple[str, Any], ...] = ()
 
 
 def instance_notes(callers: tuple[tuple[str, Location], ...]) -> list[str]:
@@ -165,6 +167,17 @@ class Graph:
             path.append(name)
             name = next(ref for ref in self.nodes[name].inputs if ref in stuck)
         return list(reversed(path[seen[name] :]))
+
+    def last_use(self) -> dict[str, int]:
+        """The position (in node order) of the last node that reads each value; a graph
+        output is read at the end (``len(self)``); a value nobody reads is absent. The
+        memory pass and the code generator free each value after this point."""
+        last: dict[str, int] = {}
+        for i, node in enumerate(self.nodes.values()):
+            for ref in node.inputs:
+                last[ref] = i
+        last.update(dict.fromkeys(self.outputs, len(self.nodes)))
+        return last
 
     def to_networkx(self) -> Any:
         """The graph as a ``networkx.DiGraph`` (nodes carry ``node``; edges point from

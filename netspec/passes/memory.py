@@ -16,11 +16,7 @@ class Memory(NamedTuple):
 
 
 def activation_memory(graph: Graph, shapes: dict[str, ShapeInfo], bytes_per_element: int = 4) -> dict[str, Memory]:
-    last_use: dict[str, int] = {}
-    for i, node in enumerate(graph):
-        for ref in node.inputs:
-            last_use[ref] = i
-    keep = set(graph.outputs)
+    last_use = graph.last_use()  # graph outputs are read at the end: never freed
     sizes = {name: numel(info.shape) * bytes_per_element for name, info in shapes.items()}
     out: dict[str, Memory] = {}
     live = 0
@@ -30,8 +26,8 @@ def activation_memory(graph: Graph, shapes: dict[str, ShapeInfo], bytes_per_elem
         live += size
         out[name] = Memory(size, live)
         for ref in set(node.inputs) if len(node.inputs) > 1 else node.inputs:
-            if last_use[ref] == i and ref not in keep:
+            if last_use[ref] == i:
                 live -= sizes[ref]
-        if name not in last_use and name not in keep:
+        if name not in last_use:
             live -= size  # a dead end: freed at once
     return out
