@@ -40,6 +40,7 @@ import keyword
 import linecache
 import os
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -417,38 +418,43 @@ def _values(value: Any) -> str:
     return repr(int(value)) if float(value).is_integer() and abs(value) < 2**53 else repr(value)
 
 
-def generate_source(analysis: Analysis) -> str:
-    """The standalone Python source (imports only torch) of the spec's module."""
+@dataclass
+class _Layers:
+    """What the layers put into the source: the ``__init__`` lines that register their
+    modules, the forward body, the statements that fix or freeze tensors, and the module
+    classes to initialise (in first-use order)."""
+
+    modules: _Modules = field(default_factory=_Modules)
+    body: list[str] = field(default_factory=list)
+    fixed: list[str] = field(default_factory=list)
+    frozen: list[str] = field(default_factory=list)
+    classes: list[str] = field(default_factory=list)
+
+    def add_module(self, node: Node, access: str, module: str, fixed: dict[str, Any]) -> None:
+        """The node's module (``module``, its constructor), its fixed values, its freezing."""
+        self.modules.add(node, module)
+        kind = module.split("(", 1)[0]
+        if kind not in self.classes:
+            _check_init_rule(node, kind)
+            self.classes.append(kind)
+        for tensor, values in fixed.items():
+            self.fixed.append(f"{access}.{tensor}.copy_(torch.tensor({_values(values)}))")
+        if not node.trainable:
+            self.frozen.append(f"{access}.requires_grad_(False)  # trainable: false")
+
+
+def _lower_layers(analysis: Analysis, shapes: dict[str, Shape], var: dict[str, str]) -> _Layers:
+    """Each node's module (if it has one) and its forward statement, each intermediate
+    deleted after its last use."""
     graph = analysis.graph
-    shapes = {info.name: info.output_shape for info in analysis.layers}
-    nodes = list(graph)
     graph_inputs = set(graph.inputs)
-    outputs = list(graph.outputs)
-
-    # Liveness: the position of each value's last use; graph outputs live to the end.
-    uses: dict[str, int] = dict.fromkeys(graph.nodes, 0)
-    last: dict[str, int] = {}
-    for i, node in enumerate(nodes):
-        for ref in node.inputs:
-            uses[ref] += 1
-            last[ref] = i
-    for out in outputs:
-        uses[out] += 1
-        last[out] = len(nodes)
-
-    taken: set[str] = set()
-    var = {node.name: _identifier(node.name, taken) for node in nodes}
-    modules = _Modules()
-    body: list[str] = []
-    fixed: list[str] = []
-    frozen: list[str] = []
-    classes: list[str] = []
-
-    for i, node in enumerate(nodes):
+    last = graph.last_use()
+    reads = Counter([*(ref for node in graph for ref in node.inputs), *graph.outputs])
+    layers = _Layers()
+    for i, node in enumerate(graph):
         lowering = _lowering(node)
         if node.name in graph_inputs:
             continue
-        ins = [shapes[ref] for ref in node.inputs]
         # In place only when nothing else reads the input (not even as a graph output),
         # it is not the caller's tensor, and its producer made it fresh (autograd does
         # not keep it and it aliases nothing).
@@ -456,33 +462,30 @@ def generate_source(analysis: Analysis) -> str:
         inplace = (
             lowering.can_inplace
             and len(node.inputs) == 1
-            and uses[src] == 1
+            and reads[src] == 1
             and src not in graph_inputs
             and _lowering(graph[src]).fresh
         )
-        access = modules.access(node)
+        access = _Modules.access(node)
+        ins = [shapes[ref] for ref in node.inputs]
         emit = lowering.emit(Ctx(node.attrs, ins, shapes[node.name], [var[r] for r in node.inputs], access, inplace))
         if emit.module is not None:
-            modules.add(node, emit.module)
-            kind = emit.module.split("(", 1)[0]
-            if kind not in classes:
-                _check_init_rule(node, kind)
-                classes.append(kind)
-            for tensor, values in emit.fixed.items():
-                fixed.append(f"{access}.{tensor}.copy_(torch.tensor({_values(values)}))")
-            if not node.trainable:
-                frozen.append(f"{access}.requires_grad_(False)  # trainable: false")
-        body.append(f"{var[node.name]} = {emit.expr}")
+            layers.add_module(node, access, emit.module, emit.fixed)
+        layers.body.append(f"{var[node.name]} = {emit.expr}")
         dead = [r for r in dict.fromkeys(node.inputs) if last[r] == i]
-        if uses[node.name] == 0:
+        if node.name not in last:
             dead.append(node.name)  # computed (the spec has it) but never read
         if dead:
-            body.append("del " + ", ".join(var[r] for r in dead))
+            layers.body.append("del " + ", ".join(var[r] for r in dead))
+    return layers
 
-    name = class_name(analysis.name)
+
+def _header(analysis: Analysis, shapes: dict[str, Shape], name: str) -> list[str]:
+    """The module docstring, the imports and the class up to its methods."""
+    graph = analysis.graph
     ins_doc = ", ".join(f"{n} [N, {', '.join(map(str, analysis.inputs[n]))}]" for n in graph.inputs)
-    outs_doc = ", ".join(f"{n} [N, {', '.join(map(str, shapes[n]))}]" for n in outputs)
-    lines = [
+    outs_doc = ", ".join(f"{n} [N, {', '.join(map(str, shapes[n]))}]" for n in graph.outputs)
+    return [
         f'"""{analysis.name}: {analysis.description or "a netspec model"}',
         "",
         f"Generated by netspec from {os.path.basename(analysis.path)}; this file needs only torch.",
@@ -503,10 +506,17 @@ def generate_source(analysis: Analysis) -> str:
         "",
         f"    INPUTS = {_lit(tuple(graph.inputs))}",
         f"    INPUT_SHAPES = {_lit(tuple(analysis.inputs[n] for n in graph.inputs))}",
-        f"    OUTPUTS = {_lit(tuple(outputs))}",
+        f"    OUTPUTS = {_lit(tuple(graph.outputs))}",
+    ]
+
+
+def _init_method(init: str, layers: _Layers) -> list[str]:
+    """``__init__``: the modules on the meta device (torchvision scheme), materialised
+    and initialised once, then fixed values set and frozen layers frozen."""
+    lines = [
         "",
         "    def __init__(",
-        f"        self, init: str = {_lit(graph.init)}, device: torch.device | str | None = None, dtype: torch.dtype | None = None",
+        f"        self, init: str = {_lit(init)}, device: torch.device | str | None = None, dtype: torch.dtype | None = None",
         "    ) -> None:",
         "        super().__init__()",
         f"        if init not in {_lit(INITS)}:",
@@ -514,9 +524,7 @@ def generate_source(analysis: Analysis) -> str:
         "        # The torchvision scheme sets every tensor below, so the modules are built on the",
         "        # meta device (no memory, no default initialisation) and materialised once.",
         '        kw = {"device": "meta" if init == "torchvision" else device, "dtype": dtype}',
-    ]
-    lines += ["        " + line for line in modules.lines]
-    lines += [
+        *("        " + line for line in layers.modules.lines),
         '        if init == "torchvision":',
         "            target = torch.empty(0, device=device).device",
         '            if target.type != "meta":  # on the meta device there is nothing to initialise',
@@ -524,27 +532,45 @@ def generate_source(analysis: Analysis) -> str:
         "                self._apply(lambda t: torch.empty(t.shape, dtype=t.dtype, device=target))",
         "                self.init_torchvision()",
     ]
-    if fixed:
+    if layers.fixed:
         lines.append("        self.set_fixed_weights()")
-    lines += ["        " + line for line in frozen]
-    lines += ["", "    @torch.no_grad()", "    def init_torchvision(self) -> None:"]
-    if classes:
+    return lines + ["        " + line for line in layers.frozen]
+
+
+def _weight_methods(layers: _Layers) -> list[str]:
+    """``init_torchvision`` (one branch per module class) and, if the spec fixes
+    values, ``set_fixed_weights``."""
+    lines = ["", "    @torch.no_grad()", "    def init_torchvision(self) -> None:"]
+    if layers.classes:
         lines.append("        for m in self.modules():")
-        for k, kind in enumerate(classes):
+        for k, kind in enumerate(layers.classes):
             lines.append(f"            {'if' if k == 0 else 'elif'} isinstance(m, {kind}):")
             lines += ["                " + stmt for stmt in TORCHVISION_INIT[kind]]
     else:
         lines.append("        pass  # no layer has parameters")
-    if fixed:
+    if layers.fixed:
         lines += ["", "    @torch.no_grad()", "    def set_fixed_weights(self) -> None:"]
-        lines += ["        " + line for line in fixed]
+        lines += ["        " + line for line in layers.fixed]
+    return lines
+
+
+def _forward(analysis: Analysis, var: dict[str, str], layers: _Layers) -> list[str]:
+    """``forward``: the layers' statements in graph order, returning the graph's outputs."""
+    graph = analysis.graph
     args = ", ".join(f"{var[n]}: torch.Tensor" for n in graph.inputs)
-    ret = "torch.Tensor" if len(outputs) == 1 else f"tuple[{', '.join(['torch.Tensor'] * len(outputs))}]"
-    lines += ["", f"    def forward(self, {args}) -> {ret}:"]
-    lines += ["        " + line for line in body]
-    result = ", ".join(var[o] for o in outputs)
-    lines.append(f"        return {result}")
-    lines += [
+    n_out = len(graph.outputs)
+    ret = "torch.Tensor" if n_out == 1 else f"tuple[{', '.join(['torch.Tensor'] * n_out)}]"
+    return [
+        "",
+        f"    def forward(self, {args}) -> {ret}:",
+        *("        " + line for line in layers.body),
+        f"        return {', '.join(var[o] for o in graph.outputs)}",
+    ]
+
+
+def _main(name: str) -> list[str]:
+    """``python model.py`` runs the model once on random inputs and prints the outputs' shapes."""
+    return [
         "",
         "",
         'if __name__ == "__main__":',
@@ -556,7 +582,24 @@ def generate_source(analysis: Analysis) -> str:
         "        print(out, tuple(y.shape))",
         "",
     ]
-    return "\n".join(lines)
+
+
+def generate_source(analysis: Analysis) -> str:
+    """The standalone Python source (imports only torch) of the spec's module."""
+    shapes = {info.name: info.output_shape for info in analysis.layers}
+    taken: set[str] = set()
+    var = {node.name: _identifier(node.name, taken) for node in analysis.graph}  # local variable names
+    layers = _lower_layers(analysis, shapes, var)
+    name = class_name(analysis.name)
+    return "\n".join(
+        [
+            *_header(analysis, shapes, name),
+            *_init_method(analysis.graph.init, layers),
+            *_weight_methods(layers),
+            *_forward(analysis, var, layers),
+            *_main(name),
+        ]
+    )
 
 
 @functools.lru_cache(maxsize=64)
