@@ -5,9 +5,10 @@ per op in ``LOWERINGS`` (aliases included), walking the analysis' topological or
 
 * Names carry through: each layer's output value and its (main) ONNX node are named
   after the layer (``layer2.0.conv1``); helper nodes and constants a lowering adds
-  are ``<layer>/<what>``. Parameters and buffers are initializers named exactly as the
-  PyTorch backend's ``state_dict`` keys (``layer2.0.conv1.weight``,
-  ``layer2.0.bn1.running_var``), so a checkpoint maps onto the file by name.
+  are ``<layer>/<what>``. Parameters and buffers are the tensors their op declares
+  (``Op.tensors``), as initializers named exactly as the PyTorch backend's
+  ``state_dict`` keys (``layer2.0.conv1.weight``, ``layer2.0.bn1.running_var``), so a
+  checkpoint maps onto the file by name.
 * Inference semantics, as ``model.eval()``: batch norm is ``BatchNormalization`` with
   the running statistics (or, for ``track_running_stats: false``, the batch's own
   statistics, as PyTorch does in eval mode); dropout is ``Identity``.
