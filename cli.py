@@ -137,6 +137,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--rankdir", choices=("TB", "LR"), default="TB", help="top to bottom (default) or left to right")
     r.add_argument("--show", default="", metavar="LIST", help="add to layer nodes: params,macs,shapes")
+    r.add_argument("--block", metavar="NAME", help="draw one block's body (from its first instance) instead")
     with_set(r)
 
     t = sub.add_parser("train", help="train a spec (default: on the bundled digits) into a run directory")
@@ -320,7 +321,13 @@ def cmd_render(args: argparse.Namespace) -> int:
     from netspec.backends import graphviz as backend  # graphviz is imported only for this command
 
     path = backend.render(
-        args.spec, args.output, _overrides(args.set), depth=args.depth, rankdir=args.rankdir, show=args.show
+        args.spec,
+        args.output,
+        _overrides(args.set),
+        depth=args.depth,
+        rankdir=args.rankdir,
+        show=args.show,
+        block=args.block,
     )
     print(f"wrote {path}", file=sys.stderr)
     return 0

@@ -30,7 +30,7 @@ from typing import Any
 
 from netspec.analysis import Analysis, LayerInfo
 from netspec.backends.common import analysis_of, check_directory, write_atomic
-from netspec.errors import Location, SpecError
+from netspec.errors import Location, SpecError, did_you_mean
 from netspec.ops import REGISTRY, Shape
 
 FORMATS = ("svg", "png", "pdf", "dot")
@@ -199,32 +199,66 @@ def to_digraph(
     depth: int | None = None,
     rankdir: str = "TB",
     show: str | Iterable[str] | None = None,
+    block: str | None = None,
 ) -> Any:
     """The diagram of a spec (a path, a built-in name, a ``Spec`` or an ``Analysis``) as
     a ``graphviz.Digraph``. ``depth`` collapses name prefixes of that many parts into one
     node each (as ``netspec summary --depth``); ``show`` adds ``params``, ``macs`` and
     ``shapes`` (the output shape) to the layer nodes; collapsed nodes always show their
-    summed params and MACs."""
+    summed params and MACs. ``block`` draws the body of one block of the spec instead,
+    from its first instance (its shapes and parameters), with the tensors it takes
+    drawn as its inputs."""
     if depth is not None and depth < 1:
         raise SpecError(f"depth must be at least 1, got {depth}")
     if rankdir not in RANKDIRS:
         raise SpecError(f"rankdir must be one of {', '.join(RANKDIRS)}, got {rankdir!r}")
     shown = _show(show)
     analysis = analysis_of(source, params)
-    dot = _new_digraph(_import_graphviz(), analysis, rankdir)
-    rows = analysis.rows(depth)
-    tree = _ClusterTree(rows, analysis.graph.groups)
-    tree.draw(
-        dot, "", lambda g, row: _add_node(g, row, analysis, shown), lambda prefix: _cluster_label(analysis, prefix)
+    graphviz = _import_graphviz()
+    within = ""
+    title = analysis.name + f"\\n{compact(analysis.totals.params)} params, {compact(analysis.totals.macs)} MACs"
+    groups: Mapping[str, Any] = analysis.graph.groups
+    if block is not None:
+        within = _first_instance(analysis, block)
+        depth = None if depth is None else within.count(".") + 1 + depth  # counted from the block's body
+        groups = {k: v for k, v in groups.items() if k.startswith(within + ".")}
+        title = _block_title(analysis, block, within)
+    rows = [row for row in analysis.rows(depth) if row.name.startswith(within + ".") or not within]
+    dot = _new_digraph(graphviz, analysis.name, title, rankdir)
+    _ClusterTree(rows, groups).draw(
+        dot,
+        "",
+        lambda g, row: _add_node(g, row, analysis, shown, within),
+        lambda prefix: _cluster_label(analysis, prefix),
     )
-    _add_edges(dot, analysis, depth, {row.name for row in rows})
+    _add_edges(dot, analysis, depth, {row.name for row in rows}, within)
     return dot
 
 
-def _new_digraph(graphviz: Any, analysis: Analysis, rankdir: str) -> Any:
-    title = analysis.name + f"\\n{compact(analysis.totals.params)} params, {compact(analysis.totals.macs)} MACs"
+def _first_instance(analysis: Analysis, block: str) -> str:
+    """The name of the first instance of ``block`` (a block is drawn from an instance:
+    its shapes depend on what it is given)."""
+    for name, group in analysis.graph.groups.items():
+        if group.kind == block and group.repeat == 1:
+            return name
+    used = sorted({g.kind for g in analysis.graph.groups.values() if g.params or g.repeat == 1})
+    raise SpecError(
+        f"--block: the spec has no instance of a block '{block}'",
+        hint=did_you_mean(block, used) or (f"its blocks in use: {', '.join(used)}" if used else "it uses no block"),
+    )
+
+
+def _block_title(analysis: Analysis, block: str, within: str) -> str:
+    group = analysis.graph.groups[within]
+    inside = [x for x in analysis.layers if x.name.startswith(within + ".")]
+    params = ", ".join(f"{k}={v}" for k, v in group.params)
+    counts = f"{compact(sum(x.params for x in inside))} params, {compact(sum(x.macs for x in inside))} MACs"
+    return f"block {block} (as {within})" + (f"\\n{params}" if params else "") + f"\\n{counts}"
+
+
+def _new_digraph(graphviz: Any, name: str, title: str, rankdir: str) -> Any:
     return graphviz.Digraph(
-        name=analysis.name,
+        name=name,
         graph_attr={
             "rankdir": rankdir,
             "label": title,
@@ -279,18 +313,20 @@ def _cluster_label(analysis: Analysis, prefix: str) -> str:
     return f"{prefix}: {group.kind}" + (f" x{group.repeat}" if group.repeat > 1 else "")
 
 
-def _add_node(g: Any, row: LayerInfo, analysis: Analysis, shown: frozenset[str]) -> None:
+def _add_node(g: Any, row: LayerInfo, analysis: Analysis, shown: frozenset[str], within: str = "") -> None:
+    """A drawn row; inside one block's drawing (``within``) named as in the block."""
     graph = analysis.graph
+    local = row.name[len(within) + 1 :] if within else row.name
     if row.name not in graph.nodes:  # a collapsed prefix
         mark = f" x{row.instances}" if row.instances > 1 else ""
-        lines = [row.name, f"{row.op}{mark}", f"{compact(row.params)} params, {compact(row.macs)} MACs"]
+        lines = [local, f"{row.op}{mark}", f"{compact(row.params)} params, {compact(row.macs)} MACs"]
         if "shapes" in shown:
             lines.append(shape_text(row.output_shape))
         g.node(row.name, "\\n".join(lines), fillcolor=_BLOCK_FILL, penwidth="1.5")
         return
     node = graph.nodes[row.name]
     label = op_label(node.op, node.attrs, row.output_shape)
-    lines = [row.name] if label == row.name else [row.name, label]  # not "relu / relu"
+    lines = [local] if label == local else [local, label]  # not "relu / relu"
     extra = []
     if "params" in shown and row.params:
         extra.append(f"{compact(row.params)} params")
@@ -308,18 +344,25 @@ def _add_node(g: Any, row: LayerInfo, analysis: Analysis, shown: frozenset[str])
     g.node(row.name, "\\n".join(lines), **attrs)
 
 
-def _add_edges(dot: Any, analysis: Analysis, depth: int | None, ids: set[str]) -> None:
+def _add_edges(dot: Any, analysis: Analysis, depth: int | None, ids: set[str], within: str = "") -> None:
     """The graph's own edges, from the real producer, mapped onto the drawn nodes, each
-    labelled with the producer's shape (once per pair and shape)."""
+    labelled with the producer's shape (once per pair and shape). Drawing one block
+    (``within``), the tensors it takes from outside are drawn as its inputs."""
     shapes = {info.name: info.output_shape for info in analysis.layers}
     seen: set[tuple[str, str, str]] = set()
     for node in analysis.graph:
+        if within and not node.name.startswith(within + "."):
+            continue
         dst = _key(node.name, depth)
         for ref in node.inputs:
-            src = _key(ref, depth)
+            outside = within and not ref.startswith(within + ".")
+            src = ref if outside else _key(ref, depth)
             label = shape_text(shapes[ref])
             if src == dst or (src, dst, label) in seen:
                 continue
+            if outside and src not in ids:
+                ids.add(src)
+                dot.node(src, f"{src}\\n{shape_text(shapes[ref])}", shape="invhouse", fillcolor=_FILL["input"])
             seen.add((src, dst, label))
             assert src in ids and dst in ids, (src, dst)
             dot.edge(src, dst, label=label)
@@ -367,13 +410,14 @@ def render(
     depth: int | None = None,
     rankdir: str = "TB",
     show: str | Iterable[str] | None = None,
+    block: str | None = None,
 ) -> Path:
     """Draw a spec into ``out``: ``.dot`` (or ``.gv``) writes DOT source, ``.svg``,
     ``.png`` and ``.pdf`` run Graphviz's ``dot``. Returns the path written."""
     fmt = output_format(out)
     if fmt != "dot" and dot_program() is None:
         raise SpecError(INSTALL_DOT.format(fmt=fmt))
-    digraph = to_digraph(source, params, depth=depth, rankdir=rankdir, show=show)
+    digraph = to_digraph(source, params, depth=depth, rankdir=rankdir, show=show, block=block)
     if fmt == "dot":
         data = digraph.source.encode()
     else:

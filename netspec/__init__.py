@@ -76,15 +76,22 @@ def load_weights(model: Any, state_dict: Any) -> dict[str, str]:
 
 
 def to_digraph(
-    source: Any, params: Any = None, *, depth: int | None = None, rankdir: str = "TB", show: Any = None
+    source: Any,
+    params: Any = None,
+    *,
+    depth: int | None = None,
+    rankdir: str = "TB",
+    show: Any = None,
+    block: str | None = None,
 ) -> Any:
     """The diagram of a spec (path, built-in name, ``Spec`` or ``Analysis``) as a
     ``graphviz.Digraph``: ``depth`` collapses name prefixes as ``summary`` does, ``show``
-    adds ``params``, ``macs`` and ``shapes`` to the nodes. See
+    adds ``params``, ``macs`` and ``shapes`` to the nodes, ``block`` draws one block's
+    body (from its first instance). See
     ``netspec.backends.graphviz``; graphviz is imported only when this is called."""
     from netspec.backends import graphviz as backend
 
-    return backend.to_digraph(source, params, depth=depth, rankdir=rankdir, show=show)
+    return backend.to_digraph(source, params, depth=depth, rankdir=rankdir, show=show, block=block)
 
 
 def render(
@@ -95,12 +102,13 @@ def render(
     depth: int | None = None,
     rankdir: str = "TB",
     show: Any = None,
+    block: str | None = None,
 ) -> Any:
     """Draw a spec into ``output`` (.svg, .png and .pdf need Graphviz's ``dot``; .dot
     writes the source). Returns the path written."""
     from netspec.backends import graphviz as backend
 
-    return backend.render(source, output, params, depth=depth, rankdir=rankdir, show=show)
+    return backend.render(source, output, params, depth=depth, rankdir=rankdir, show=show, block=block)
 
 
 __all__ = [

@@ -304,3 +304,35 @@ def test_cli_without_dot_program(tmp_path: Path) -> None:
     assert not (tmp_path / "x.svg").exists()
     r = run("render", "lenet5", "-o", str(tmp_path / "x.dot"), env=env)
     assert r.returncode == 0, r.stderr
+
+
+# --- one block's body ----------------------------------------------------------------
+
+
+def test_a_block_is_drawn_from_its_first_instance_with_its_parameters() -> None:
+    a = netspec.analyze("resnet50")
+    d = Dot(backend.to_digraph(a, block="bottleneck", show="shapes").source)
+    body = {x.name for x in a.layers if x.name.startswith("layer1.0.")}
+    assert set(d.labels) == body | {"maxpool"}  # what it takes from outside is drawn as its input
+    assert d.labels["layer1.0.conv2"].split("\n")[:2] == ["conv2", "conv 3x3, 64"]  # named as in the block
+    assert ("maxpool", "layer1.0.conv1") in d.edges and ("maxpool", "layer1.0.downsample") in d.edges
+    assert all(dst in body for _, dst in d.edges)  # no edge leaves the block
+    assert 'label="block bottleneck (as layer1.0)\\nmid=64, out=256, stride=1, project=True\\n' in d.source
+    assert "shape=invhouse" in d.source.split('maxpool [label="maxpool')[1].split("\n")[0]
+
+
+def test_a_block_with_depth_collapses_its_nested_blocks() -> None:
+    a = netspec.analyze("googlenet")
+    full = Dot(backend.to_digraph(a, block="inception").source)
+    inner = {k for k, g in a.graph.groups.items() if k.startswith("inception3a.")}
+    assert inner and any(c for c in full.cluster_of.values())  # the branches are clusters
+    collapsed = Dot(backend.to_digraph(a, block="inception", depth=1).source)
+    assert {n for n in collapsed.labels if n.startswith("inception3a.")} == {
+        ".".join(n.split(".")[:2]) for n in full.labels if n.startswith("inception3a.")
+    }
+
+
+def test_an_unknown_block_is_explained() -> None:
+    with pytest.raises(netspec.SpecError, match="no instance of a block 'botleneck'") as e:
+        backend.to_digraph("resnet50", block="botleneck")
+    assert e.value.hint == "did you mean 'bottleneck'?"

@@ -368,7 +368,8 @@ class _Lowering:
                 )
             scope.names[inst] = _Alias(inner, out, loc)
             scope.children[inst] = inner
-            self.graph.groups[scope.prefix + inst] = Group(bname, 1)
+            params = tuple((k, inner.variables[k]) for k in block.params)
+            self.graph.groups[scope.prefix + inst] = Group(bname, 1, params)
             outputs.append(inst)
         if repeat > 1:
             scope.names[name] = scope.names[outputs[-1]]
