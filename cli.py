@@ -138,6 +138,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--rankdir", choices=("TB", "LR"), default="TB", help="top to bottom (default) or left to right")
     r.add_argument("--show", default="", metavar="LIST", help="add to layer nodes: params,macs,shapes")
     r.add_argument("--block", metavar="NAME", help="draw one block's body (from its first instance) instead")
+    r.add_argument("--wrap", type=_depth, metavar="N", help="lay a long network out in columns of about N nodes")
     with_set(r)
 
     t = sub.add_parser("train", help="train a spec (default: on the bundled digits) into a run directory")
@@ -328,6 +329,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         rankdir=args.rankdir,
         show=args.show,
         block=args.block,
+        wrap=args.wrap,
     )
     print(f"wrote {path}", file=sys.stderr)
     return 0

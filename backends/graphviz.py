@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections import Counter
 from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -200,6 +201,7 @@ def to_digraph(
     rankdir: str = "TB",
     show: str | Iterable[str] | None = None,
     block: str | None = None,
+    wrap: int | None = None,
 ) -> Any:
     """The diagram of a spec (a path, a built-in name, a ``Spec`` or an ``Analysis``) as
     a ``graphviz.Digraph``. ``depth`` collapses name prefixes of that many parts into one
@@ -207,11 +209,14 @@ def to_digraph(
     ``shapes`` (the output shape) to the layer nodes; collapsed nodes always show their
     summed params and MACs. ``block`` draws the body of one block of the spec instead,
     from its first instance (its shapes and parameters), with the tensors it takes
-    drawn as its inputs."""
+    drawn as its inputs. ``wrap`` lays a long network out in columns of about that
+    many nodes (split between top-level layers or blocks, never inside one)."""
     if depth is not None and depth < 1:
         raise SpecError(f"depth must be at least 1, got {depth}")
     if rankdir not in RANKDIRS:
         raise SpecError(f"rankdir must be one of {', '.join(RANKDIRS)}, got {rankdir!r}")
+    if wrap is not None and wrap < 1:
+        raise SpecError(f"wrap must be at least 1, got {wrap}")
     shown = _show(show)
     analysis = analysis_of(source, params)
     graphviz = _import_graphviz()
@@ -231,8 +236,29 @@ def to_digraph(
         lambda g, row: _add_node(g, row, analysis, shown, within),
         lambda prefix: _cluster_label(analysis, prefix),
     )
-    _add_edges(dot, analysis, depth, {row.name for row in rows}, within)
+    columns = _columns(rows, within, wrap) if wrap else {}
+    _add_edges(dot, analysis, depth, {row.name for row in rows}, within, columns)
     return dot
+
+
+def _columns(rows: list[LayerInfo], within: str, wrap: int) -> dict[str, int]:
+    """The column of each drawn row: consecutive top-level layers and blocks (below
+    ``within``) fill a column up to ``wrap`` rows; one larger than that has its own."""
+
+    def top(name: str) -> str:
+        return (name[len(within) + 1 :] if within else name).split(".")[0]
+
+    sizes = Counter(top(row.name) for row in rows)
+    column, used, last = 0, 0, None
+    columns: dict[str, int] = {}
+    for row in rows:
+        if top(row.name) != last:
+            last = top(row.name)
+            if used and used + sizes[last] > wrap:
+                column, used = column + 1, 0
+        columns[row.name] = column
+        used += 1
+    return columns
 
 
 def _first_instance(analysis: Analysis, block: str) -> str:
@@ -344,10 +370,13 @@ def _add_node(g: Any, row: LayerInfo, analysis: Analysis, shown: frozenset[str],
     g.node(row.name, "\\n".join(lines), **attrs)
 
 
-def _add_edges(dot: Any, analysis: Analysis, depth: int | None, ids: set[str], within: str = "") -> None:
+def _add_edges(
+    dot: Any, analysis: Analysis, depth: int | None, ids: set[str], within: str = "", columns: Mapping[str, int] = {}
+) -> None:
     """The graph's own edges, from the real producer, mapped onto the drawn nodes, each
     labelled with the producer's shape (once per pair and shape). Drawing one block
-    (``within``), the tensors it takes from outside are drawn as its inputs."""
+    (``within``), the tensors it takes from outside are drawn as its inputs. An edge
+    between two ``columns`` does not rank its ends, so each column starts at the top."""
     shapes = {info.name: info.output_shape for info in analysis.layers}
     seen: set[tuple[str, str, str]] = set()
     for node in analysis.graph:
@@ -365,7 +394,8 @@ def _add_edges(dot: Any, analysis: Analysis, depth: int | None, ids: set[str], w
                 dot.node(src, f"{src}\\n{shape_text(shapes[ref])}", shape="invhouse", fillcolor=_FILL["input"])
             seen.add((src, dst, label))
             assert src in ids and dst in ids, (src, dst)
-            dot.edge(src, dst, label=label)
+            across = columns.get(src, columns.get(dst)) != columns.get(dst)
+            dot.edge(src, dst, label=label, **({"constraint": "false"} if across else {}))
 
 
 # --- writing ---------------------------------------------------------------------
@@ -411,13 +441,14 @@ def render(
     rankdir: str = "TB",
     show: str | Iterable[str] | None = None,
     block: str | None = None,
+    wrap: int | None = None,
 ) -> Path:
     """Draw a spec into ``out``: ``.dot`` (or ``.gv``) writes DOT source, ``.svg``,
     ``.png`` and ``.pdf`` run Graphviz's ``dot``. Returns the path written."""
     fmt = output_format(out)
     if fmt != "dot" and dot_program() is None:
         raise SpecError(INSTALL_DOT.format(fmt=fmt))
-    digraph = to_digraph(source, params, depth=depth, rankdir=rankdir, show=show, block=block)
+    digraph = to_digraph(source, params, depth=depth, rankdir=rankdir, show=show, block=block, wrap=wrap)
     if fmt == "dot":
         data = digraph.source.encode()
     else:

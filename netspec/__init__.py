@@ -83,6 +83,7 @@ def to_digraph(
     rankdir: str = "TB",
     show: Any = None,
     block: str | None = None,
+    wrap: int | None = None,
 ) -> Any:
     """The diagram of a spec (path, built-in name, ``Spec`` or ``Analysis``) as a
     ``graphviz.Digraph``: ``depth`` collapses name prefixes as ``summary`` does, ``show``
@@ -91,7 +92,7 @@ def to_digraph(
     ``netspec.backends.graphviz``; graphviz is imported only when this is called."""
     from netspec.backends import graphviz as backend
 
-    return backend.to_digraph(source, params, depth=depth, rankdir=rankdir, show=show, block=block)
+    return backend.to_digraph(source, params, depth=depth, rankdir=rankdir, show=show, block=block, wrap=wrap)
 
 
 def render(
@@ -103,12 +104,13 @@ def render(
     rankdir: str = "TB",
     show: Any = None,
     block: str | None = None,
+    wrap: int | None = None,
 ) -> Any:
     """Draw a spec into ``output`` (.svg, .png and .pdf need Graphviz's ``dot``; .dot
     writes the source). Returns the path written."""
     from netspec.backends import graphviz as backend
 
-    return backend.render(source, output, params, depth=depth, rankdir=rankdir, show=show, block=block)
+    return backend.render(source, output, params, depth=depth, rankdir=rankdir, show=show, block=block, wrap=wrap)
 
 
 __all__ = [

@@ -336,3 +336,38 @@ def test_an_unknown_block_is_explained() -> None:
     with pytest.raises(netspec.SpecError, match="no instance of a block 'botleneck'") as e:
         backend.to_digraph("resnet50", block="botleneck")
     assert e.value.hint == "did you mean 'bottleneck'?"
+
+
+# --- a long network in columns ------------------------------------------------------
+
+
+def test_wrap_lays_a_long_chain_out_in_columns() -> None:
+    source = backend.to_digraph("vgg16", wrap=12).source
+    across = [line for line in source.splitlines() if "constraint=false" in line]
+    a = netspec.analyze("vgg16")
+    assert len(across) == -(-len(a.layers) // 12) - 1 == 3  # one edge from each column to the next
+    unwrapped = backend.to_digraph("vgg16").source
+    assert "constraint" not in unwrapped
+    assert source.replace(" constraint=false", "") == unwrapped  # the same drawing otherwise
+
+
+def test_wrap_never_splits_a_block() -> None:
+    columns = backend._columns(netspec.analyze("resnet34").rows(2), "", 2)
+    by_stage: dict[str, set[int]] = {}
+    for name, column in columns.items():
+        by_stage.setdefault(name.split(".")[0], set()).add(column)
+    assert all(len(c) == 1 for c in by_stage.values())  # layer3's 6 instances share one column
+    assert by_stage["layer3"] != by_stage["layer2"]
+
+
+@needs_dot
+def test_a_wrapped_drawing_is_wider_and_shorter(tmp_path: Path) -> None:
+    def size(path: Path) -> tuple[float, float]:
+        m = re.search(r'<svg width="([\d.]+)pt" height="([\d.]+)pt"', path.read_text())
+        assert m
+        return float(m.group(1)), float(m.group(2))
+
+    netspec.render("vgg16", tmp_path / "tall.svg")
+    netspec.render("vgg16", tmp_path / "wrapped.svg", wrap=12)
+    (tw, th), (ww, wh) = size(tmp_path / "tall.svg"), size(tmp_path / "wrapped.svg")
+    assert wh < th / 2 and ww > tw * 2
