@@ -317,6 +317,13 @@ def test_run_directory(tmp_path: Path, tiny: Path) -> None:
     assert best["epoch"] == first.best["epoch"]
     fresh = netspec.compile(tiny)
     netspec.load_weights(fresh, best["model"])  # an ordinary state_dict
+    from_file = netspec.compile(
+        tiny, weights=first.directory / "best.pt"
+    )  # the checkpoint itself, as compile --weights
+    assert all(torch.equal(v, best["model"][k]) for k, v in from_file.state_dict().items())
+    onnx_file = tmp_path / "best.onnx"
+    netspec.export_onnx(tiny, onnx_file, weights=first.directory / "best.pt")
+    assert onnx_file.stat().st_size > 0
     assert first.test is not None and set(first.test) == {"test_loss", "test_top1", "test_top5"}
     with pytest.raises(SpecError, match="the run directory exists") as e:
         netspec.train(tiny, path, out=out, name="mine", **QUICK)
