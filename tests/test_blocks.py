@@ -185,18 +185,19 @@ def test_nested_blocks_have_hierarchical_names_groups_and_callers() -> None:
     assert g["a.1.c.1.conv"].scope == "a.1.c.1"
     assert [name for name, _ in g["a.1.c.0.conv"].callers] == ["a.1", "a.1.c.0"]
     assert g["a.1.c.0.conv"].callers[0][1].line == 13  # where 'a' is written (the text starts with a newline)
+    four, eight = (("out", 4),), (("out", 8),)  # each instance's parameters, evaluated for it
     assert g.groups == {
         "a": Group("outer", 2),
-        "a.0": Group("outer", 1),
-        "a.1": Group("outer", 1),
-        "a.0.b": Group("inner", 1),
+        "a.0": Group("outer", 1, four),
+        "a.1": Group("outer", 1, four),
+        "a.0.b": Group("inner", 1, four),
         "a.0.c": Group("inner", 2),
-        "a.0.c.0": Group("inner", 1),
-        "a.0.c.1": Group("inner", 1),
-        "a.1.b": Group("inner", 1),
+        "a.0.c.0": Group("inner", 1, eight),
+        "a.0.c.1": Group("inner", 1, eight),
+        "a.1.b": Group("inner", 1, four),
         "a.1.c": Group("inner", 2),
-        "a.1.c.0": Group("inner", 1),
-        "a.1.c.1": Group("inner", 1),
+        "a.1.c.0": Group("inner", 1, eight),
+        "a.1.c.1": Group("inner", 1, eight),
     }
     a = netspec.analyze_graph(g)
     assert a.layer("a.1.c.1.conv").output_shape == (8, 8, 8)

@@ -6,12 +6,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import numpy as np
 import pytest
 from test_errors import run_cli
 
 import netspec
 
+np = pytest.importorskip("numpy")
 torch = pytest.importorskip("torch")
 
 EDGES = """\

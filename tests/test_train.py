@@ -8,17 +8,18 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-import torch
 import yaml
 from test_cli import run
 
 import netspec
 from netspec import SpecError
-from netspec.backends.train import augment, checkpoint, config_text, data, loop
-from netspec.backends.train.augment import Pipeline
 from netspec.spec.recipe import Crop, Cutout, Flip, Normalize, Recipe
+
+np = pytest.importorskip("numpy")
+torch = pytest.importorskip("torch")
+from netspec.backends.train import augment, checkpoint, config_text, data, loop  # noqa: E402 (needs torch)
+from netspec.backends.train.augment import Pipeline  # noqa: E402
 
 TINY = """\
 name: tiny
