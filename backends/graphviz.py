@@ -32,7 +32,7 @@ from typing import Any
 from netspec.analysis import Analysis, LayerInfo
 from netspec.backends.common import analysis_of, check_directory, write_atomic
 from netspec.errors import Location, SpecError, did_you_mean
-from netspec.ops import REGISTRY, Shape
+from netspec.ops import Shape, op_names
 
 FORMATS = ("svg", "png", "pdf", "dot")
 SHOW = ("params", "macs", "shapes")
@@ -110,7 +110,6 @@ LABELS: dict[str, Callable[[Ctx], str]] = {
     "relu6": _fixed("relu6"),
     "leaky_relu": lambda c: f"leaky relu {c.attrs.negative_slope:g}",
     "silu": _fixed("silu"),
-    "swish": _fixed("swish"),
     "hardswish": _fixed("hardswish"),
     "sigmoid": _fixed("sigmoid"),
     "tanh": _fixed("tanh"),
@@ -141,8 +140,8 @@ _BLOCK_FILL = "#fce5cd"  # a collapsed block or repeat
 
 
 def missing_labels() -> list[str]:
-    """Registered ops (aliases included) that this backend has no label for."""
-    return sorted(name for name in REGISTRY if name not in LABELS)
+    """Ops (canonical names: nodes carry them, never an alias) that this backend has no label for."""
+    return [name for name in op_names() if name not in LABELS]
 
 
 def op_label(op: str, attrs: Any, out: Shape) -> str:

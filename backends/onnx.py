@@ -41,7 +41,7 @@ from netspec.analysis import Analysis
 from netspec.backends.common import analysis_of, check_directory, match_keys, write_atomic
 from netspec.errors import Location, SpecError
 from netspec.graph.ir import Node
-from netspec.ops import REGISTRY, Shape, Tensor
+from netspec.ops import REGISTRY, Shape, Tensor, op_names
 from netspec.ops.conv2d import Conv2d
 from netspec.spec.load import Spec
 
@@ -380,7 +380,6 @@ LOWERINGS: dict[str, Callable[[Ctx], None]] = {
     "relu6": _relu6,
     "leaky_relu": _leaky_relu,
     "silu": _silu,
-    "swish": _silu,
     "hardswish": _simple("HardSwish"),
     "sigmoid": _simple("Sigmoid"),
     "tanh": _simple("Tanh"),
@@ -393,8 +392,8 @@ LOWERINGS: dict[str, Callable[[Ctx], None]] = {
 
 
 def missing_lowerings() -> list[str]:
-    """Registered ops (aliases included) that this backend cannot lower."""
-    return sorted(name for name in REGISTRY if name not in LOWERINGS)
+    """Ops (canonical names: nodes carry them, never an alias) that this backend cannot lower."""
+    return [name for name in op_names() if name not in LOWERINGS]
 
 
 def _lowering(node: Node) -> Callable[[Ctx], None]:

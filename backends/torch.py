@@ -54,7 +54,7 @@ from netspec.backends.common import analysis_of, check_directory, match_keys, wr
 from netspec.errors import Location, SpecError
 from netspec.graph.ir import Node
 from netspec.names import NESTED_RESERVED, ROOT_RESERVED, reserved_error, reserved_why
-from netspec.ops import REGISTRY, Shape
+from netspec.ops import Shape, op_names
 from netspec.ops.conv2d import Conv2d
 from netspec.spec.load import Spec
 
@@ -253,7 +253,6 @@ LOWERINGS: dict[str, Lowering] = {
     "relu6": Lowering(_activation("F.relu6"), can_inplace=True),
     "leaky_relu": Lowering(_activation("F.leaky_relu", "negative_slope"), can_inplace=True),
     "silu": Lowering(_activation("F.silu"), can_inplace=True),
-    "swish": Lowering(_activation("F.silu"), can_inplace=True),
     "hardswish": Lowering(_activation("F.hardswish"), can_inplace=True),
     "sigmoid": Lowering(_plain("torch.sigmoid")),  # autograd keeps their outputs:
     "tanh": Lowering(_plain("torch.tanh")),  # never overwritten in place
@@ -285,8 +284,8 @@ TORCHVISION_INIT: dict[str, list[str]] = {
 
 
 def missing_lowerings() -> list[str]:
-    """Registered ops (aliases included) that this backend cannot lower."""
-    return sorted(name for name in REGISTRY if name not in LOWERINGS)
+    """Ops (canonical names: nodes carry them, never an alias) that this backend cannot lower."""
+    return [name for name in op_names() if name not in LOWERINGS]
 
 
 def _check_init_rule(node: Node, kind: str) -> None:

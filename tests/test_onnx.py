@@ -93,6 +93,7 @@ def export_checked(a: netspec.Analysis, torch_model: Any, **options: Any) -> byt
 
 def test_every_registered_op_has_a_lowering() -> None:
     assert backend.missing_lowerings() == [], "ops without an onnx lowering"
+    assert set(backend.LOWERINGS) == set(op_names())  # canonical names only: nodes never carry an alias
 
 
 def test_an_op_without_a_lowering_is_a_located_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -67,6 +67,7 @@ def dot_of(spec: str, **kw: object) -> Dot:
 
 def test_every_op_has_a_label() -> None:
     assert backend.missing_labels() == [], "ops without a label in backends/graphviz.py LABELS"
+    assert set(backend.LABELS) == set(op_names())  # canonical names only: nodes never carry an alias
 
 
 @pytest.mark.parametrize("name", op_names())
