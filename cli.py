@@ -365,6 +365,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+#: the extra that brings each optional library a command may need
+EXTRAS = {
+    "torch": "torch",
+    "numpy": "onnx",
+    "onnx": "onnx",
+    "onnxruntime": "onnx",
+    "safetensors": "onnx",
+    "graphviz": "render",
+    "networkx": "graph",
+    "sklearn": "train",
+    "PIL": "images",
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -387,6 +401,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except KeyboardInterrupt:
         return 130
+    except ModuleNotFoundError as e:
+        extra = EXTRAS.get((e.name or "").split(".")[0])
+        if extra is None or args.debug:
+            raise
+        print(
+            f"netspec {args.command}: error: this needs {e.name}, which is not installed\n"
+            f"  hint: pip install 'netspec[{extra}]'",
+            file=sys.stderr,
+        )
+        return 2
     except Exception as e:  # an internal failure: a bug in netspec, not the user's mistake
         if args.debug:
             raise

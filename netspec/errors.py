@@ -117,5 +117,10 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """A hint naming the closest known word, or None."""
     if len(word) > MAX_WORD:  # no typo makes a name that long, and difflib is quadratic in it
         return None
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"did you mean '{close[0]}'?" if close else None
+    choices = list(choices)
+    exact = [c for c in choices if c.lower() == word.lower()]  # 'reLU': the case alone differs
+    close = exact or difflib.get_close_matches(word.lower(), [c.lower() for c in choices], n=1, cutoff=0.6)
+    if not close:
+        return None
+    found = exact[0] if exact else next(c for c in choices if c.lower() == close[0])
+    return f"did you mean '{found}'?"

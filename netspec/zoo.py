@@ -32,6 +32,8 @@ def resolve(source: str | os.PathLike[str]) -> Path:
             return builtin
     if path.exists():
         return path  # a directory: reading it gives the error
+    if path.parent != Path(".") or path.suffix in (".yaml", ".yml"):  # written as a path: no zoo guess
+        raise SpecError("no such file", Location(os.fspath(source)), hint=f"check the path (from {Path.cwd()})")
     raise SpecError(
         "no such file, and no built-in spec of that name",
         Location(os.fspath(source)),

@@ -78,6 +78,13 @@ def load_text(text: str, path: str = "<string>", params: Mapping[str, Any] | Non
         )
     # Top-level keys starting with "x-" are free for YAML anchors (as in compose files).
     data = {k: v for k, v in doc.data.items() if not (isinstance(k, str) and k.startswith("x-"))}
+    if isinstance(data.get("inputs"), list):  # the shape alone: the commonest first mistake
+        shape = ", ".join(map(str, data["inputs"][:4]))
+        raise SpecError(
+            "'inputs' names each input and gives its shape",
+            doc.loc(("inputs",)),
+            hint=f"write inputs: {{image: [{shape}]}}",
+        )
     model = validate_model(SpecModel, data, doc, (), "key")
     spec = Spec(doc, model)
     spec.variables = evaluate_params(spec, dict(params or {}))

@@ -276,7 +276,7 @@ def _parse(text: str, path: str, loader: Any) -> Document:
             raise _DeeperThanLibyaml from None
         where = e.problem_mark or e.context_mark
         msg = e.problem or e.context or "invalid YAML"
-        raise SpecError(f"YAML syntax error: {msg}", _at(path, where)) from None
+        raise SpecError(f"YAML syntax error: {msg}", _at(path, where), hint=_syntax_hint(text, where, msg)) from None
     except yaml.reader.ReaderError as e:  # control characters; str(e) spans two lines, without a line number
         raise SpecError(f"YAML error: {_reader_problem(e)}", _offset_at(path, text, e.position, loader)) from None
     except yaml.YAMLError as e:
@@ -285,6 +285,18 @@ def _parse(text: str, path: str, loader: Any) -> Document:
         if parser is not None:
             parser.dispose()
     return doc
+
+
+def _syntax_hint(text: str, mark: Any, problem: str) -> str | None:
+    """What a YAML syntax error usually means, in a spec's words."""
+    line = text.splitlines()[mark.line] if mark is not None and mark.line < len(text.splitlines()) else ""
+    if mark is not None and "\t" in line[: mark.column + 1]:
+        return "YAML indents with spaces, not tabs: replace the tab"
+    if "expected key" in problem or "mapping values are not allowed" in problem or "expected <block end>" in problem:
+        return "check this line's indentation: the items of one list or mapping start in the same column"
+    if "flow" in problem or "expected ',' or" in problem:
+        return "inside {...} or [...], separate items with commas and quote values that contain ':' or ','"
+    return None
 
 
 def _reader_problem(e: Any) -> str:
