@@ -74,3 +74,22 @@ def test_a_command_whose_library_is_missing_says_which_extra_to_install(tmp_path
     assert not (tmp_path / "m.pt").exists()
     r = run("check", "bad.yaml", cwd=tmp_path, prelude=MISSING_TORCH)  # other errors are unchanged
     assert r.returncode == 2 and r.stderr.startswith("bad.yaml: error: no such file")
+
+
+def test_an_error_from_a_set_value_names_the_option_too() -> None:
+    with pytest.raises(netspec.SpecError) as e:
+        netspec.analyze("lenet5", {"classes": 0})
+    assert e.value.location is not None and e.value.location.line == 21  # where it is used: fc3's out
+    assert e.value.notes == ["'$classes' is 0 here, from --set classes=0"]
+    text = spec(
+        "params: {width: 8, wide: $width * 2}",
+        HEAD,
+        "layers:",
+        "  - flatten",
+        "  - {op: linear, out: $wide - 20}",
+    )
+    with pytest.raises(netspec.SpecError) as e:
+        netspec.analyze_text(text, {"width": 9})
+    assert e.value.notes == ["'$wide' is 18 here, from --set width=9"]  # computed from a value set outside
+    plain = error_of(spec("params: {n: 0}", HEAD, "layers: [flatten, {op: linear, out: $n}]"))
+    assert plain.notes == []  # nothing set from outside

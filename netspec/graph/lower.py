@@ -283,7 +283,11 @@ class _Lowering:
         key = (op.name, _frozen(raw))
         attrs = self.validated.get(key)
         if attrs is None:
-            attrs = validate_model(op.Attrs, raw, spec.doc, at, "attribute", who + ": ", full)
+            try:
+                attrs = validate_model(op.Attrs, raw, spec.doc, at, "attribute", who + ": ", full)
+            except SpecError as e:  # a value set from outside is named as well as where it is used
+                e.notes.extend(n for v in entry.attrs.values() for n in spec.set_from_outside(v, scope.variables))
+                raise
             self.validated[key] = attrs
         if not dynamic:
             self.static_attrs[id(entry)] = attrs  # entries live as long as self.entries

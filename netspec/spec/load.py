@@ -24,6 +24,21 @@ class Spec:
     doc: Document
     model: SpecModel
     variables: dict[str, Any] = field(default_factory=dict)
+    #: the variables set from outside (``--set``, ``params``), and those computed from them
+    overridden: dict[str, Any] = field(default_factory=dict)
+
+    def set_from_outside(self, value: Any, visible: Mapping[str, Any]) -> list[str]:
+        """Notes naming the variables set from outside that an attribute value uses
+        (``visible``: the variables where it is written; a block's own parameter of the
+        same name hides the spec's)."""
+        if not is_expression(value) or not self.overridden:
+            return []
+        used = [n for n in dict.fromkeys(variables_in(value)) if n in self.overridden]
+        return [
+            f"'${n}' is {self.variables[n]!r} here, from {self.overridden[n]}"
+            for n in used
+            if visible.get(n) == self.variables.get(n)
+        ]
 
     @property
     def path(self) -> str:
@@ -88,7 +103,19 @@ def load_text(text: str, path: str = "<string>", params: Mapping[str, Any] | Non
     model = validate_model(SpecModel, data, doc, (), "key")
     spec = Spec(doc, model)
     spec.variables = evaluate_params(spec, dict(params or {}))
+    spec.overridden = _overridden(spec, dict(params or {}))
     return spec
+
+
+def _overridden(spec: Spec, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Where each variable that depends on a value set from outside got it."""
+    found = {name: f"--set {name}={value}" for name, value in overrides.items()}
+    for name, raw in spec.model.params.items():
+        if name not in found and is_expression(raw):
+            source = next((found[v] for v in variables_in(raw) if v in found), None)
+            if source is not None:
+                found[name] = source
+    return found
 
 
 def load_file(path: str | os.PathLike[str], params: Mapping[str, Any] | None = None) -> Spec:
