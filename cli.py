@@ -35,6 +35,36 @@ from netspec.spec.load import parse_override  # noqa: E402
 from netspec.spec.recipe import Recipe  # noqa: E402
 from netspec.summary import COLUMNS, DEFAULT_COLUMNS, DTYPES, FORMATS, View  # noqa: E402
 
+#: a few real invocations of each command, for its --help
+EXAMPLES = {
+    "summary": [
+        "netspec summary resnet50 --depth 1",
+        "netspec summary vgg16 --set classes=10 --set resolution=32 --columns shape,attrs,params,memory",
+        "netspec summary my_net.yaml --format json --batch 64 --dtype bfloat16",
+    ],
+    "check": ["netspec check specs/*.yaml", "netspec check my_net.yaml --set width=2"],
+    "zoo": ["netspec zoo", "netspec zoo --format json"],
+    "schema": ["netspec schema > netspec.schema.json"],
+    "completion": ['eval "$(netspec completion bash)"   # in ~/.bashrc', "netspec completion fish | source"],
+    "run": ["netspec run edges.yaml --input image.npy", "netspec run lenet5 --input digit.png --weights best.pt"],
+    "diff": ["netspec diff resnet18 resnet34 --depth 1", "netspec diff my_net.yaml my_net.yaml --set width=2"],
+    "vars": ["netspec vars efficientnet_b0 --set variant=b3", "netspec vars my_net.yaml --format json"],
+    "compile": [
+        "netspec compile resnet18 -o resnet18.py",
+        "netspec compile resnet18 -o resnet18.onnx --weights resnet18.pth",
+    ],
+    "render": [
+        "netspec render resnet18 -o resnet18.svg --depth 2",
+        "netspec render resnet50 -o block.svg --block bottleneck --show shapes",
+        "netspec render vgg16 -o vgg16.png --wrap 12",
+    ],
+    "train": [
+        "netspec train lenet5",
+        "netspec train my_net.yaml --data cifar.npz --epochs 30 --lr 0.1 --optimizer sgd",
+        "netspec train --resume runs/my_net/1",
+    ],
+}
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="netspec", description="Neural networks as YAML specs: analyse, compile, draw.")
@@ -77,6 +107,9 @@ def _parser() -> argparse.ArgumentParser:
     z.add_argument("--format", "-f", choices=("table", "json"), default="table")
 
     sub.add_parser("schema", help="print the JSON Schema of the spec language (for editors' YAML support)")
+
+    sh = sub.add_parser("completion", help='print a shell completion script: eval "$(netspec completion bash)"')
+    sh.add_argument("shell", choices=("bash", "zsh", "fish"))
 
     u = sub.add_parser("run", help="run a spec on an input file (.npy or an image) and print its outputs")
     u.add_argument("spec")
@@ -162,6 +195,10 @@ def _parser() -> argparse.ArgumentParser:
         else:
             g.add_argument(flag, dest=dest, metavar=key.upper(), help=f"default {info.default}")
     with_set(t)
+    for name, example in EXAMPLES.items():  # shown under each command's --help
+        command = sub.choices[name]
+        command.epilog = "examples:\n" + "\n".join(f"  {line}" for line in example)
+        command.formatter_class = argparse.RawDescriptionHelpFormatter
     return p
 
 
@@ -260,6 +297,13 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
     a, b = analyze(args.a, _overrides(args.set_a)), analyze(args.b, _overrides(args.set))
     sys.stdout.write(format_diff(a, b, args.format, args.depth))
+    return 0
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    from netspec.completion import script
+
+    sys.stdout.write(script(args.shell, _parser()))
     return 0
 
 
@@ -387,6 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "check": cmd_check,
             "zoo": cmd_zoo,
             "schema": cmd_schema,
+            "completion": cmd_completion,
             "vars": cmd_vars,
             "diff": cmd_diff,
             "run": cmd_run,
