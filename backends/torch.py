@@ -44,10 +44,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from netspec.analysis import Analysis
 from netspec.backends.common import analysis_of, check_directory, match_keys, write_atomic
@@ -57,6 +54,10 @@ from netspec.names import NESTED_RESERVED, ROOT_RESERVED, reserved_error, reserv
 from netspec.ops import Shape, op_names
 from netspec.ops.conv2d import Conv2d
 from netspec.spec.load import Spec
+
+if TYPE_CHECKING:  # torch is imported where it is used: writing source needs none
+    import torch
+    from torch import nn
 
 INITS = ("torchvision", "pytorch")
 
@@ -311,6 +312,10 @@ _SOURCE_NAMES = frozenset({"self", "torch", "nn", "F", "annotations", *dir(built
 def _reserved(depth: int) -> frozenset[str]:
     """Names the ``depth``-th part of a layer's name cannot take: the core's list (the
     analysis refuses these already) and what the installed torch has beyond it."""
+    try:
+        from torch import nn
+    except ImportError:  # writing source needs no torch; the core's lists cover the releases known
+        return ROOT_RESERVED if depth == 0 else NESTED_RESERVED
     if depth == 0:
         return ROOT_RESERVED | frozenset(dir(nn.Module()))
     return NESTED_RESERVED | frozenset(dir(nn.ModuleDict()))
@@ -539,6 +544,7 @@ def _init_method(init: str, layers: _Layers) -> list[str]:
 def _weight_methods(layers: _Layers) -> list[str]:
     """``init_torchvision`` (one branch per module class) and, if the spec fixes
     values, ``set_fixed_weights``."""
+
     lines = ["", "    @torch.no_grad()", "    def init_torchvision(self) -> None:"]
     if layers.classes:
         lines.append("        for m in self.modules():")
@@ -555,6 +561,7 @@ def _weight_methods(layers: _Layers) -> list[str]:
 
 def _forward(analysis: Analysis, var: dict[str, str], layers: _Layers) -> list[str]:
     """``forward``: the layers' statements in graph order, returning the graph's outputs."""
+
     graph = analysis.graph
     args = ", ".join(f"{var[n]}: torch.Tensor" for n in graph.inputs)
     n_out = len(graph.outputs)
@@ -605,6 +612,7 @@ def generate_source(analysis: Analysis) -> str:
 def _module_class(source: str, name: str) -> type[nn.Module]:
     """Execute generated source (cached by its text) and return its module class.
     The source is registered with linecache so tracebacks and debuggers show it."""
+
     digest = hashlib.sha1(source.encode()).hexdigest()[:12]
     filename = f"<netspec {name} {digest}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
@@ -621,6 +629,8 @@ def resolve_device(device: str | torch.device | None) -> torch.device | None:
     """The device, or a one-line SpecError if it is unknown or not available."""
     if device is None:
         return None
+    import torch
+
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as e:
@@ -637,6 +647,8 @@ _DTYPES = {"float32", "float", "float64", "double", "float16", "half", "bfloat16
 
 
 def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
+    import torch
+
     if dtype is None or isinstance(dtype, torch.dtype):
         if isinstance(dtype, torch.dtype) and not dtype.is_floating_point:
             raise SpecError(f"dtype must be a floating-point type, not {dtype}")
@@ -689,6 +701,8 @@ def compile(
 
 
 def _read_state_dict(source: str | os.PathLike[str] | Mapping[str, Any]) -> tuple[Mapping[str, Any], Location | None]:
+    import torch
+
     if isinstance(source, Mapping):
         return source, None
     where = Location(os.fspath(source))
@@ -752,6 +766,8 @@ def write(
         if out is not None:
             write_atomic(out, [source.encode()], "source")
         return source
+    import torch  # a state_dict needs torch; source does not
+
     model = build(analysis, init=init, device=device, dtype=dtype)
     if weights is not None:
         load_weights(model, weights)

@@ -93,3 +93,11 @@ def test_an_error_from_a_set_value_names_the_option_too() -> None:
     assert e.value.notes == ["'$wide' is 18 here, from --set width=9"]  # computed from a value set outside
     plain = error_of(spec("params: {n: 0}", HEAD, "layers: [flatten, {op: linear, out: $n}]"))
     assert plain.notes == []  # nothing set from outside
+
+
+def test_writing_source_needs_no_torch(tmp_path: Path) -> None:
+    r = run("compile", "resnet18", "-o", str(tmp_path / "r18.py"), prelude=MISSING_TORCH)
+    assert r.returncode == 0, r.stderr
+    with_torch = run("compile", "resnet18")
+    assert with_torch.returncode == 0, with_torch.stderr
+    assert (tmp_path / "r18.py").read_text() == with_torch.stdout  # the same source either way
