@@ -72,8 +72,18 @@ def diff(a: Analysis, b: Analysis, depth: int | None = None) -> list[Change]:
 def to_dict(a: Analysis, b: Analysis, depth: int | None = None) -> dict[str, Any]:
     changes = diff(a, b, depth)
     return {
-        "a": {"name": a.name, "path": a.path, "variables": a.graph.variables},
-        "b": {"name": b.name, "path": b.path, "variables": b.graph.variables},
+        "a": {
+            "name": a.name,
+            "path": a.path,
+            "inputs": {k: list(v) for k, v in a.inputs.items()},
+            "variables": a.graph.variables,
+        },
+        "b": {
+            "name": b.name,
+            "path": b.path,
+            "inputs": {k: list(v) for k, v in b.inputs.items()},
+            "variables": b.graph.variables,
+        },
         "changes": [
             {
                 "status": c.status,
@@ -146,6 +156,8 @@ def format_diff(a: Analysis, b: Analysis, fmt: str = "table", depth: int | None 
     varied = _variables(a, b)
     if varied:
         title += f"\nvariables: {varied}"
+    if a.inputs != b.inputs:  # still compared layer by layer, by name
+        title += "\ninputs differ: " + _inputs(a) + " -> " + _inputs(b)
     if fmt == "markdown":
         out = [f"## {title}", "", summary, ""]
         if rows:
@@ -161,6 +173,10 @@ def format_diff(a: Analysis, b: Analysis, fmt: str = "table", depth: int | None 
         out += [*_aligned([HEAD, *rows], right={5, 6}, rule=True), ""]
     out += _aligned(_totals(a, b), right={1, 2, 3}, rule=False)
     return "\n".join(out) + "\n"
+
+
+def _inputs(a: Analysis) -> str:
+    return ", ".join(f"{k} {list(v)}" for k, v in a.inputs.items())
 
 
 def _variables(a: Analysis, b: Analysis) -> str:

@@ -76,3 +76,11 @@ def test_cli_sets_variables_of_b_and_of_a(tmp_path: Path) -> None:
     assert json.loads(r.stdout)["changes"][0]["params"] == -90 * 85
     bad = run_cli("diff", "lenet5", "nope", cwd=tmp_path)
     assert bad.returncode == 2 and "nope" in bad.stderr
+
+
+def test_specs_with_different_inputs_are_compared_and_it_says_so() -> None:
+    a, b = netspec.analyze("vgg16"), netspec.analyze("vgg16", {"resolution": 32})
+    text = format_diff(a, b)
+    assert "inputs differ: image [3, 224, 224] -> image [3, 32, 32]" in text.splitlines()
+    assert to_dict(a, b)["b"]["inputs"] == {"image": [3, 32, 32]}
+    assert sum(c.macs for c in diff(a, b)) == b.totals.macs - a.totals.macs
