@@ -8,7 +8,8 @@ import pytest
 from test_cli import BLOCK_HEAVY, run
 
 from netspec import SpecError, load_text
-from netspec.spec.recipe import Crop, Cutout, Flip, Normalize, Recipe, resolve
+from netspec.spec.augment import Crop, Cutout, Flip, Normalize
+from netspec.spec.recipe import Recipe, resolve
 
 NET = "inputs: {x: [1, 8, 8]}\nlayers: [flatten, {op: linear, out: 10}]\n"
 

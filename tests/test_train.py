@@ -14,7 +14,8 @@ from test_cli import run
 
 import netspec
 from netspec import SpecError
-from netspec.spec.recipe import Crop, Cutout, Flip, Normalize, Recipe
+from netspec.spec.augment import Crop, Cutout, Flip, Normalize
+from netspec.spec.recipe import Recipe
 
 np = pytest.importorskip("numpy")
 torch = pytest.importorskip("torch")
@@ -183,6 +184,10 @@ def test_cutout_zeroes_squares() -> None:
     assert (zeros == 2 * 16).any()
 
 
+def labels(x: torch.Tensor) -> torch.Tensor:
+    return torch.zeros(x.shape[0], dtype=torch.int64)
+
+
 def test_normalize_given_or_measured_and_in_evaluation_too() -> None:
     train = torch.randint(0, 256, (50, 2, 4, 4), dtype=torch.uint8)
     x = train.float() / 255
@@ -192,7 +197,7 @@ def test_normalize_given_or_measured_and_in_evaluation_too() -> None:
     y = measured.eval(x)
     assert torch.allclose(y.mean(dim=(0, 2, 3)), torch.zeros(2), atol=1e-5)
     assert torch.allclose(y.std(dim=(0, 2, 3)), torch.ones(2), atol=1e-5)
-    assert torch.allclose(measured.train(x), y.flip(3))  # flip only in training
+    assert torch.allclose(measured.train(x, labels(x))[0], y.flip(3))  # flip only in training
     with pytest.raises(SpecError, match="mean has 3 values; the data has 2 channels"):
         Pipeline([Normalize(mean=[0.1, 0.2, 0.3])], train, 0, torch.device("cpu"))
 
@@ -202,9 +207,9 @@ def test_augmentations_are_reproducible_with_the_seed() -> None:
     train = torch.zeros((1, 2, 6, 7), dtype=torch.uint8)
     a, b, c = (Pipeline(entries, train, s, torch.device("cpu")) for s in (1, 1, 2))
     x = batch()
-    first = a.train(x)
-    assert torch.equal(first, b.train(x)) and not torch.equal(first, c.train(x))
-    assert not torch.equal(first, a.train(x))  # the next batch draws anew
+    first = a.train(x, labels(x))[0]
+    assert torch.equal(first, b.train(x, labels(x))[0]) and not torch.equal(first, c.train(x, labels(x))[0])
+    assert not torch.equal(first, a.train(x, labels(x))[0])  # the next batch draws anew
 
 
 # --- the loop ------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from netspec.errors import SpecError
-from netspec.spec.recipe import Crop, Cutout, Flip, Normalize
+from netspec.spec.augment import Crop, Cutout, Flip, Normalize
 
 Augment = Callable[[torch.Tensor, Any, torch.Generator], torch.Tensor]
 
@@ -72,9 +72,13 @@ DETERMINISTIC = {"normalize"}
 
 class Pipeline:
     """A recipe's ``augment`` list, ready to run: ``normalize`` without mean and std
-    measured on ``train`` (uint8 or float [N, C, H, W]); seeded with ``seed``."""
+    measured on ``train`` (uint8 or float [N, C, H, W]); seeded with ``seed``; soft
+    targets are ``classes`` wide."""
 
-    def __init__(self, entries: Sequence[Any], train: torch.Tensor, seed: int, device: torch.device) -> None:
+    def __init__(
+        self, entries: Sequence[Any], train: torch.Tensor, seed: int, device: torch.device, classes: int = 0
+    ) -> None:
+        self.classes = classes
         self.entries = [self._prepared(e, train) for e in entries]
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(seed)
@@ -94,10 +98,12 @@ class Pipeline:
                 )
         return entry.model_copy(update={"mean": mean * (channels // len(mean)), "std": std * (channels // len(std))})
 
-    def train(self, x: torch.Tensor) -> torch.Tensor:
+    def train(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A training batch and its targets: the labels ``y`` [B], or where an
+        augmentation mixes images, class probabilities [B, classes] (soft targets)."""
         for e in self.entries:
             x = AUGMENT[e.op](x, e, self.generator)
-        return x
+        return x, y
 
     def eval(self, x: torch.Tensor) -> torch.Tensor:
         for e in self.entries:

@@ -7,6 +7,7 @@ The loop knows nothing about where data came from: it sees a ``Data``.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,6 +32,12 @@ class Split:
         """The images of ``index`` as float32 in [0, 1], and their labels."""
         x = self.x[index]
         return (x.float().div_(255) if x.dtype == torch.uint8 else x), self.y[index]
+
+    def batches(self, order: torch.Tensor, size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The batches of ``order`` (indices on the split's device), ``size`` each (the
+        last may be smaller; the caller slices ``order`` to whole batches if it wants)."""
+        for start in range(0, len(order), size):
+            yield self.batch(order[start : start + size])
 
 
 @dataclass

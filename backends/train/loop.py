@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -77,7 +77,7 @@ class Trainer:
         self.optimizer = optimizer(model, r)
         self.scheduler = scheduler(self.optimizer, r, self.steps)
         self.scaler = torch.amp.GradScaler("cuda") if r.precision == "fp16" else None
-        self.pipeline = Pipeline(r.augment, data.train.x, r.seed + 1, device)
+        self.pipeline = Pipeline(r.augment, data.train.x, r.seed + 1, device, len(data.classes))
         self.shuffle = torch.Generator().manual_seed(r.seed + 2)
         self.epoch = 0  # epochs done
 
@@ -99,12 +99,11 @@ class Trainer:
         losses: list[torch.Tensor] = []
         hits: list[torch.Tensor] = []
         lr = self.optimizer.param_groups[0]["lr"]
-        for step in range(self.steps):
-            x, y = train.batch(order[step * r.batch_size : (step + 1) * r.batch_size])
-            x = self._input(self.pipeline.train(x))
+        for x, y in train.batches(order[: self.steps * r.batch_size], r.batch_size):
+            x, target = self.pipeline.train(x, y)
             with self._autocast():
-                logits = self.model(x)
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=r.label_smoothing)
+                logits = self.model(self._input(x))
+            loss = F.cross_entropy(logits.float(), target, label_smoothing=r.label_smoothing)
             self.optimizer.zero_grad(set_to_none=True)
             if self.scaler is not None:
                 self.scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
@@ -149,7 +148,7 @@ class Trainer:
         loss = torch.zeros((), device=self.device)
         top1 = torch.zeros((), device=self.device)
         top5 = torch.zeros((), device=self.device)
-        for x, y in _batches(split, 2 * self.recipe.batch_size):
+        for x, y in split.batches(torch.arange(len(split), device=split.y.device), 2 * self.recipe.batch_size):
             with self._autocast():
                 logits = self.model(self._input(self.pipeline.eval(x))).float()
             loss += F.cross_entropy(logits, y, reduction="sum")
@@ -187,8 +186,3 @@ class Trainer:
             torch.cuda.set_rng_state_all(rng["cuda"])
         self.shuffle.set_state(rng["shuffle"])
         self.pipeline.generator.set_state(rng["augment"])
-
-
-def _batches(split: Split, size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    for start in range(0, len(split), size):
-        yield split.batch(torch.arange(start, min(start + size, len(split)), device=split.y.device))

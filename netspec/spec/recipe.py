@@ -10,102 +10,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic import Field, ValidationError
 
 from netspec.errors import Location, SpecError, did_you_mean
-
-Probability = Annotated[float, Field(ge=0, le=1)]
-
-
-class _Strict(BaseModel):
-    """Refuses unknown keys with a did-you-mean among this model's own keys (pydantic's
-    ``extra_forbidden`` error is translated against the top-level model's keys)."""
-
-    model_config = ConfigDict(extra="forbid", defer_build=True, frozen=True)
-    _what: ClassVar[str] = "key"
-
-    @model_validator(mode="before")
-    @classmethod
-    def _known_keys(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            fields = list(cls.model_fields)
-            for key in data:
-                if key not in fields:
-                    hint = did_you_mean(str(key), fields) or "known keys: " + ", ".join(fields)
-                    error = PydanticCustomError(
-                        "unknown_key", "unknown {what}; {hint}", {"what": cls._what, "hint": hint}
-                    )
-                    raise ValidationError.from_exception_data(
-                        cls.__name__, [InitErrorDetails(type=error, loc=(key,), input=data)]
-                    )
-        return data
+from netspec.spec.augment import Augmentation, Crop
+from netspec.spec.strict import Strict
 
 
-class Flip(_Strict):
-    """Mirror each image with probability ``p``."""
-
-    _what: ClassVar[str] = "key of augmentation 'flip'"
-    op: Literal["flip"] = "flip"
-    p: Probability = 0.5
-    direction: Literal["horizontal", "vertical"] = "horizontal"
-
-
-class Crop(_Strict):
-    """Pad by ``padding`` pixels (zeros) and crop back to the size at a random offset."""
-
-    _what: ClassVar[str] = "key of augmentation 'crop'"
-    op: Literal["crop"] = "crop"
-    padding: Annotated[int, Field(ge=0)] = 4
-    p: Probability = 1.0
-
-
-class Cutout(_Strict):
-    """Zero ``count`` squares of ``size`` pixels at random centres (clipped at the border)."""
-
-    _what: ClassVar[str] = "key of augmentation 'cutout'"
-    op: Literal["cutout"] = "cutout"
-    size: Annotated[int, Field(ge=1)] = 8
-    count: Annotated[int, Field(ge=1)] = 1
-    p: Probability = 0.5
-
-
-class Normalize(_Strict):
-    """``(x - mean) / std`` per channel, in training and evaluation alike; without
-    ``mean``/``std`` they are measured on the training set."""
-
-    _what: ClassVar[str] = "key of augmentation 'normalize'"
-    op: Literal["normalize"] = "normalize"
-    mean: list[float] | None = None  # one value, or one per channel
-    std: list[Annotated[float, Field(gt=0)]] | None = None
-
-
-AUGMENTATIONS: dict[str, type[_Strict]] = {"flip": Flip, "crop": Crop, "cutout": Cutout, "normalize": Normalize}
-
-
-def _augmentation(value: Any) -> Any:
-    """``flip`` or ``{op: crop, padding: 2}``, as layers are written."""
-    if isinstance(value, BaseModel):
-        return value
-    if isinstance(value, str):
-        value = {"op": value}
-    if not isinstance(value, dict) or "op" not in value:
-        raise ValueError("an augmentation is a name or a mapping with 'op' (e.g. {op: crop, padding: 4})")
-    name = value["op"]
-    if name not in AUGMENTATIONS:
-        hint = did_you_mean(str(name), AUGMENTATIONS) or "known: " + ", ".join(AUGMENTATIONS)
-        raise ValueError(f"unknown augmentation {str(name)!r}; {hint}")
-    return AUGMENTATIONS[name].model_validate(value)
-
-
-Augmentation = Annotated[Flip | Crop | Cutout | Normalize, BeforeValidator(_augmentation)]
-
-
-def _light() -> list[Flip | Crop | Cutout | Normalize]:
+def _light() -> list[Augmentation]:
     return [Crop(padding=4)]  # no flip: it would change digits and text
 
 
-class Recipe(_Strict):
+class Recipe(Strict):
     """How to train; the defaults train the zoo specs on the bundled digits."""
 
     _what: ClassVar[str] = "recipe key"
