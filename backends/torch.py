@@ -80,10 +80,17 @@ class Ctx:
 @dataclass(frozen=True)
 class Emit:
     """A lowering's result: the forward expression, and for a layer with parameters
-    or buffers the constructor of its module and any fixed values of its tensors."""
+    or buffers the constructor of its module, the statements (on ``m``, the module)
+    that initialise every one of its tensors under the torchvision scheme, and any
+    fixed values of its tensors.
+
+    Under that scheme modules are built on the meta device and materialised with
+    ``torch.empty``: a module without ``init`` would keep uninitialised memory as
+    weights, so lowering one is an error (``_Layers.add_module``)."""
 
     expr: str
     module: str | None = None  # e.g. "nn.Conv2d(3, 64, 3, padding=1, **kw)"
+    init: tuple[str, ...] | None = None  # e.g. ("nn.init.zeros_(m.bias)",)
     fixed: dict[str, Any] = field(default_factory=dict)  # tensor name -> nested values
 
 
@@ -118,6 +125,17 @@ def _kwargs(pairs: list[tuple[str, Any, Any]]) -> str:
     return "".join(f", {k}={_r(v)}" for k, v, default in pairs if v != default)
 
 
+#: torchvision's rules (its ResNet, VGG, DenseNet): He normal for kernels, N(0, 0.01)
+#: for linear weights, zero biases; norm layers start at weight 1, bias 0
+_CONV_INIT = (
+    'nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")',
+    "if m.bias is not None:",
+    "    nn.init.zeros_(m.bias)",
+)
+_LINEAR_INIT = ("nn.init.normal_(m.weight, 0.0, 0.01)", "if m.bias is not None:", "    nn.init.zeros_(m.bias)")
+_NORM_INIT = ("m.reset_parameters()  # weight 1, bias 0, fresh running statistics",)
+
+
 def _conv2d(c: Ctx) -> Emit:
     a = c.attrs
     c_out, groups = Conv2d.resolve(a, c.ins[0][0])
@@ -136,13 +154,13 @@ def _conv2d(c: Ctx) -> Emit:
     if isinstance(a.bias, tuple):
         fixed["bias"] = a.bias
     module = f"nn.Conv2d({c.ins[0][0]}, {c_out}, {_r(a.kernel)}{extra}, **kw)"
-    return Emit(f"{c.module}({c.args[0]})", module, fixed)
+    return Emit(f"{c.module}({c.args[0]})", module, _CONV_INIT, fixed)
 
 
 def _linear(c: Ctx) -> Emit:
     a = c.attrs
     module = f"nn.Linear({c.ins[0][-1]}, {a.out}{_kwargs([('bias', a.bias, True)])}, **kw)"
-    return Emit(f"{c.module}({c.args[0]})", module)
+    return Emit(f"{c.module}({c.args[0]})", module, _LINEAR_INIT)
 
 
 def _batchnorm(c: Ctx) -> Emit:
@@ -156,7 +174,7 @@ def _batchnorm(c: Ctx) -> Emit:
             ("track_running_stats", a.track_running_stats, True),
         ]
     )
-    return Emit(f"{c.module}({c.args[0]})", f"{kind}({c.ins[0][0]}{extra}, **kw)")
+    return Emit(f"{c.module}({c.args[0]})", f"{kind}({c.ins[0][0]}{extra}, **kw)", _NORM_INIT)
 
 
 def _maxpool2d(c: Ctx) -> Emit:
@@ -264,40 +282,10 @@ LOWERINGS: dict[str, Lowering] = {
     "concat": Lowering(lambda c: Emit(f"torch.cat([{', '.join(c.args)}], {c.attrs.dim})"), fresh=True),
 }
 
-#: torchvision's initialisation per module class (statements on ``m``). Every tensor
-#: of these modules is set here: with this scheme they are built on the meta device and
-#: materialised with torch.empty, so a class missing here would keep uninitialised
-#: memory as weights; generating source for one is an error instead (``_check_init_rule``).
-TORCHVISION_INIT: dict[str, list[str]] = {
-    "nn.Conv2d": [
-        'nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")',
-        "if m.bias is not None:",
-        "    nn.init.zeros_(m.bias)",
-    ],
-    "nn.Linear": [
-        "nn.init.normal_(m.weight, 0.0, 0.01)",
-        "if m.bias is not None:",
-        "    nn.init.zeros_(m.bias)",
-    ],
-    "nn.BatchNorm2d": ["m.reset_parameters()  # weight 1, bias 0, fresh running statistics"],
-    "nn.BatchNorm1d": ["m.reset_parameters()"],
-}
-
 
 def missing_lowerings() -> list[str]:
     """Ops (canonical names: nodes carry them, never an alias) that this backend cannot lower."""
     return [name for name in op_names() if name not in LOWERINGS]
-
-
-def _check_init_rule(node: Node, kind: str) -> None:
-    """A lowering that makes a module class without a torchvision initialisation is a
-    bug in netspec, not in the spec: NotImplementedError (the CLI's "internal error"),
-    not a SpecError."""
-    if kind not in TORCHVISION_INIT:
-        raise NotImplementedError(
-            f"the torch backend has no torchvision initialisation for {kind} "
-            f"(layer '{node.name}', op '{node.op}'); add it to TORCHVISION_INIT"
-        )
 
 
 # --- source generation -----------------------------------------------------------
@@ -432,16 +420,26 @@ class _Layers:
     body: list[str] = field(default_factory=list)
     fixed: list[str] = field(default_factory=list)
     frozen: list[str] = field(default_factory=list)
-    classes: list[str] = field(default_factory=list)
+    classes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # module class -> its init
 
-    def add_module(self, node: Node, access: str, module: str, fixed: dict[str, Any]) -> None:
-        """The node's module (``module``, its constructor), its fixed values, its freezing."""
-        self.modules.add(node, module)
-        kind = module.split("(", 1)[0]
-        if kind not in self.classes:
-            _check_init_rule(node, kind)
-            self.classes.append(kind)
-        for tensor, values in fixed.items():
+    def add_module(self, node: Node, access: str, emit: Emit) -> None:
+        """The node's module (``emit.module``, its constructor) and its initialisation,
+        its fixed values, its freezing. A lowering that makes a module without an
+        initialisation, or one class with two, is a bug in netspec, not in the spec:
+        NotImplementedError (the CLI's "internal error"), not a SpecError."""
+        assert emit.module is not None
+        self.modules.add(node, emit.module)
+        kind = emit.module.split("(", 1)[0]
+        if emit.init is None:
+            raise NotImplementedError(
+                f"the torch backend has no torchvision initialisation for {kind} "
+                f"(layer '{node.name}', op '{node.op}'); its lowering must give one (Emit.init)"
+            )
+        if self.classes.setdefault(kind, emit.init) != emit.init:
+            raise NotImplementedError(
+                f"two lowerings initialise {kind} differently (layer '{node.name}', op '{node.op}')"
+            )
+        for tensor, values in emit.fixed.items():
             self.fixed.append(f"{access}.{tensor}.copy_(torch.tensor({_values(values)}))")
         if not node.trainable:
             self.frozen.append(f"{access}.requires_grad_(False)  # trainable: false")
@@ -474,7 +472,7 @@ def _lower_layers(analysis: Analysis, shapes: dict[str, Shape], var: dict[str, s
         ins = [shapes[ref] for ref in node.inputs]
         emit = lowering.emit(Ctx(node.attrs, ins, shapes[node.name], [var[r] for r in node.inputs], access, inplace))
         if emit.module is not None:
-            layers.add_module(node, access, emit.module, emit.fixed)
+            layers.add_module(node, access, emit)
         layers.body.append(f"{var[node.name]} = {emit.expr}")
         dead = [r for r in dict.fromkeys(node.inputs) if last[r] == i]
         if node.name not in last:
@@ -548,9 +546,9 @@ def _weight_methods(layers: _Layers) -> list[str]:
     lines = ["", "    @torch.no_grad()", "    def init_torchvision(self) -> None:"]
     if layers.classes:
         lines.append("        for m in self.modules():")
-        for k, kind in enumerate(layers.classes):
+        for k, (kind, init) in enumerate(layers.classes.items()):
             lines.append(f"            {'if' if k == 0 else 'elif'} isinstance(m, {kind}):")
-            lines += ["                " + stmt for stmt in TORCHVISION_INIT[kind]]
+            lines += ["                " + stmt for stmt in init]
     else:
         lines.append("        pass  # no layer has parameters")
     if layers.fixed:

@@ -117,7 +117,7 @@ def test_op_example(name: str) -> None:
         text = text.replace(f"op: {REGISTRY[name].name}", f"op: {name}")
     a = netspec.analyze_text(text, path=f"<{name} example>")
     torch.manual_seed(0)
-    torch_model = netspec.compile(a, init="pytorch")
+    torch_model = netspec.compile(a)  # the default (torchvision) scheme
     data = export_checked(a, torch_model, dynamic_batch=True)
     check_against_torch(a, torch_model, data, (1, 3))
 

@@ -144,7 +144,7 @@ def test_op_example_parity(name: str, tmp_path: Path) -> None:
         text = text.replace(f"op: {REGISTRY[name].name}", f"op: {name}")
     a = netspec.analyze_text(text, path=f"<{name} example>")
     torch.manual_seed(0)
-    model = netspec.compile(a, init="pytorch")
+    model = netspec.compile(a)  # the default (torchvision) scheme
     inputs = sample_inputs(a, batch=1)
     outputs = check_parity(a, model, inputs)
     assert a.layers[-1].output_shape == expected
