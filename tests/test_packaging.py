@@ -158,3 +158,45 @@ def test_installed_package_is_the_venvs_copy_and_needs_no_backend_libraries(inst
         tmp_path,
     )
     assert extras == "[]"
+
+
+MISTYPED = """\
+from netspec.backends.torch import generate_source
+from netspec.cli import main
+
+generate_source("vgg16")
+main(42)
+"""
+
+#: torch's stubs are not what is under test, and take a minute to read: skipped
+MYPY_INI = """\
+[mypy]
+strict = True
+mypy_path = {repo}
+[mypy-torch.*,onnx.*,yaml.*,networkx.*]
+follow_imports = skip
+ignore_missing_imports = True
+"""
+
+
+def test_mypy_checks_calls_into_the_backends_and_the_cli_with_their_real_types(tmp_path: Path) -> None:
+    """The links make netspec.backends and netspec.cli ordinary modules for mypy: a
+    wrong call into them is an error (an override typing them as Any would pass it)."""
+    mypy_api = pytest.importorskip("mypy.api")
+    config = (REPO / "pyproject.toml").read_text().split("[tool.mypy]", 1)[1]
+    assert "netspec.backends" not in config and "netspec.cli" not in config
+    (tmp_path / "probe.py").write_text(MISTYPED)
+    (tmp_path / "mypy.ini").write_text(MYPY_INI.format(repo=REPO))
+    out, err, status = mypy_api.run(
+        [
+            "--config-file",
+            str(tmp_path / "mypy.ini"),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            str(tmp_path / "probe.py"),
+        ]
+    )
+    errors = [line.split("error: ", 1)[1] for line in out.splitlines() if "probe.py" in line and ": error: " in line]
+    assert status == 1, out + err
+    assert any('"generate_source" has incompatible type "str"; expected "Analysis"' in e for e in errors), errors
+    assert any('"main" has incompatible type "int"' in e for e in errors), errors
