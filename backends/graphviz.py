@@ -118,6 +118,7 @@ LABELS: dict[str, Callable[[Ctx], str]] = {
     "add": _fixed("add"),
     "multiply": _fixed("multiply"),
     "concat": _fixed("concat"),
+    "slice": lambda c: f"slice {c.attrs.start}:{'' if c.attrs.end is None else c.attrs.end}",
 }
 
 #: fill colours by op, so that the kinds of layer read at a glance

@@ -43,6 +43,7 @@ from netspec.errors import Location, SpecError
 from netspec.graph.ir import Node
 from netspec.ops import REGISTRY, Shape, Tensor, op_names
 from netspec.ops.conv2d import Conv2d
+from netspec.ops.slice import Slice
 from netspec.spec.load import Spec
 
 DEFAULT_OPSET = 17
@@ -359,6 +360,12 @@ def _concat(c: Ctx) -> None:
     c.emit("Concat", c.args, axis=c.attrs.dim)
 
 
+def _slice(c: Ctx) -> None:
+    lo, hi = Slice.bounds(c.attrs, c.ins[0][0])
+    ints = [c.b.const(c.tmp(what), [v], np.int64) for what, v in (("starts", lo), ("ends", hi), ("axes", 1))]
+    c.emit("Slice", [c.args[0], *ints])
+
+
 def _input(c: Ctx) -> None:
     pass  # a graph input: declared by the graph, no node
 
@@ -388,6 +395,7 @@ LOWERINGS: dict[str, Callable[[Ctx], None]] = {
     "add": _chain("Add"),
     "multiply": _chain("Mul"),
     "concat": _concat,
+    "slice": _slice,
 }
 
 

@@ -53,6 +53,7 @@ from netspec.graph.ir import Node
 from netspec.names import NESTED_RESERVED, ROOT_RESERVED, reserved_error, reserved_why
 from netspec.ops import Shape, op_names
 from netspec.ops.conv2d import Conv2d
+from netspec.ops.slice import Slice
 from netspec.spec.load import Spec
 
 if TYPE_CHECKING:  # torch is imported where it is used: writing source needs none
@@ -250,6 +251,11 @@ def _gelu(c: Ctx) -> Emit:
     return Emit(f"F.gelu({c.args[0]}{_kwargs([('approximate', c.attrs.approximate, 'none')])})")
 
 
+def _slice(c: Ctx) -> Emit:
+    lo, hi = Slice.bounds(c.attrs, c.ins[0][0])
+    return Emit(f"{c.args[0]}[:, {lo}:{hi}]")
+
+
 def _input(c: Ctx) -> Emit:
     return Emit("")  # graph inputs are the forward's arguments
 
@@ -280,6 +286,7 @@ LOWERINGS: dict[str, Lowering] = {
     "add": Lowering(lambda c: Emit(" + ".join(c.args)), fresh=True),
     "multiply": Lowering(lambda c: Emit(" * ".join(c.args)), fresh=True),
     "concat": Lowering(lambda c: Emit(f"torch.cat([{', '.join(c.args)}], {c.attrs.dim})"), fresh=True),
+    "slice": Lowering(_slice),  # a view of its input
 }
 
 
