@@ -93,6 +93,15 @@ def _fixed(text: str) -> Callable[[Ctx], str]:
     return lambda c: text
 
 
+def _bound(value: float | None) -> str:
+    return "" if value is None else f"{value:g}"
+
+
+def _sides(value: tuple[int, int, int, int]) -> str:
+    """``l0 r1 t0 b1`` as ``r1 b1``: the sides that are not 0."""
+    return " ".join(f"{k}{v}" for k, v in zip("lrtb", value) if v) or "0"
+
+
 LABELS: dict[str, Callable[[Ctx], str]] = {
     "input": lambda c: "input " + "x".join(str(d) for d in c.out),
     "conv2d": _conv2d,
@@ -111,6 +120,9 @@ LABELS: dict[str, Callable[[Ctx], str]] = {
     "leaky_relu": lambda c: f"leaky relu {c.attrs.negative_slope:g}",
     "silu": _fixed("silu"),
     "hardswish": _fixed("hardswish"),
+    "hardsigmoid": _fixed("hardsigmoid"),
+    "clamp": lambda c: f"clamp [{_bound(c.attrs.min)}, {_bound(c.attrs.max)}]",
+    "hardtanh": lambda c: f"hardtanh [{c.attrs.min_val:g}, {c.attrs.max_val:g}]",
     "sigmoid": _fixed("sigmoid"),
     "tanh": _fixed("tanh"),
     "softmax": _fixed("softmax"),
@@ -119,6 +131,11 @@ LABELS: dict[str, Callable[[Ctx], str]] = {
     "multiply": _fixed("multiply"),
     "concat": _fixed("concat"),
     "slice": lambda c: f"slice {c.attrs.start}:{'' if c.attrs.end is None else c.attrs.end}",
+    "channel_shuffle": lambda c: f"channel shuffle g{c.attrs.groups}",
+    "reshape": lambda c: "reshape " + "x".join(map(str, c.out)),
+    "permute": lambda c: f"permute {list(c.attrs.dims)}",
+    "pad": lambda c: f"pad {_sides(c.attrs.padding)}" + (f" ={c.attrs.value:g}" if c.attrs.value else ""),
+    "crop": lambda c: f"crop {_sides(c.attrs.crop)}",
 }
 
 #: fill colours by op, so that the kinds of layer read at a glance

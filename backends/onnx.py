@@ -366,6 +366,56 @@ def _slice(c: Ctx) -> None:
     c.emit("Slice", [c.args[0], *ints])
 
 
+def _hardsigmoid(c: Ctx) -> None:
+    c.emit("HardSigmoid", [c.args[0]], alpha=1 / 6, beta=0.5)  # PyTorch's relu6(x + 3) / 6
+
+
+def _clip(lo: str, hi: str) -> Callable[[Ctx], None]:
+    """Clip between the attributes ``lo`` and ``hi`` (a missing bound: an empty input)."""
+
+    def lower(c: Ctx) -> None:
+        bounds = [getattr(c.attrs, lo), getattr(c.attrs, hi)]
+        names = [c.b.const(c.tmp(k), v) if v is not None else "" for k, v in zip(("min", "max"), bounds)]
+        c.emit("Clip", [c.args[0], *names] if names[1] else [c.args[0], names[0]])
+
+    return lower
+
+
+def _reshape_to(c: Ctx, x: str, shape: list[int], what: str, out: str | None = None) -> str:
+    """Reshape to ``[batch, *shape]`` (a 0 copies the batch axis, whatever it is)."""
+    return c.emit("Reshape", [x, c.b.const(c.tmp(what), [0, *shape], np.int64)], out)
+
+
+def _channel_shuffle(c: Ctx) -> None:
+    g, (ch, *rest) = c.attrs.groups, c.ins[0]
+    grouped = _reshape_to(c, c.args[0], [g, ch // g, *rest], "grouped_shape", c.tmp("grouped"))
+    perm = [0, 2, 1, *range(3, len(c.ins[0]) + 2)]
+    shuffled = c.emit("Transpose", [grouped], c.tmp("transposed"), perm=perm)
+    _reshape_to(c, shuffled, list(c.ins[0]), "shape")
+
+
+def _reshape(c: Ctx) -> None:
+    _reshape_to(c, c.args[0], list(c.out), "shape")
+
+
+def _permute(c: Ctx) -> None:
+    c.emit("Transpose", [c.args[0]], perm=[0, *(d + 1 for d in c.attrs.dims)])
+
+
+def _pad(c: Ctx) -> None:
+    left, right, top, bottom = c.attrs.padding
+    pads = c.b.const(c.tmp("pads"), [0, 0, top, left, 0, 0, bottom, right], np.int64)
+    c.emit("Pad", [c.args[0], pads, c.b.const(c.tmp("value"), c.attrs.value)], mode="constant")
+
+
+def _crop(c: Ctx) -> None:
+    left, right, top, bottom = c.attrs.crop
+    _, h, w = c.ins[0]
+    starts = c.b.const(c.tmp("starts"), [top, left], np.int64)
+    ends = c.b.const(c.tmp("ends"), [h - bottom, w - right], np.int64)
+    c.emit("Slice", [c.args[0], starts, ends, c.b.const(c.tmp("axes"), [2, 3], np.int64)])
+
+
 def _input(c: Ctx) -> None:
     pass  # a graph input: declared by the graph, no node
 
@@ -388,6 +438,9 @@ LOWERINGS: dict[str, Callable[[Ctx], None]] = {
     "leaky_relu": _leaky_relu,
     "silu": _silu,
     "hardswish": _simple("HardSwish"),
+    "hardsigmoid": _hardsigmoid,
+    "clamp": _clip("min", "max"),
+    "hardtanh": _clip("min_val", "max_val"),
     "sigmoid": _simple("Sigmoid"),
     "tanh": _simple("Tanh"),
     "softmax": _softmax,
@@ -396,6 +449,11 @@ LOWERINGS: dict[str, Callable[[Ctx], None]] = {
     "multiply": _chain("Mul"),
     "concat": _concat,
     "slice": _slice,
+    "channel_shuffle": _channel_shuffle,
+    "reshape": _reshape,
+    "permute": _permute,
+    "pad": _pad,
+    "crop": _crop,
 }
 
 

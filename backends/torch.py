@@ -256,6 +256,37 @@ def _slice(c: Ctx) -> Emit:
     return Emit(f"{c.args[0]}[:, {lo}:{hi}]")
 
 
+def _clamp(c: Ctx) -> Emit:
+    bounds = "".join(f", {k}={v!r}" for k, v in (("min", c.attrs.min), ("max", c.attrs.max)) if v is not None)
+    return Emit(f"torch.clamp({c.args[0]}{bounds})")
+
+
+def _channel_shuffle(c: Ctx) -> Emit:
+    # the [N, g, C/g, ...] view transposed and merged back (torchvision's ShuffleNetV2)
+    g = c.attrs.groups
+    return Emit(f"torch.flatten({c.args[0]}.unflatten(1, ({g}, {c.ins[0][0] // g})).transpose(1, 2), 1, 2)")
+
+
+def _reshape(c: Ctx) -> Emit:
+    return Emit(f"{c.args[0]}.reshape({c.args[0]}.shape[0], {', '.join(map(str, c.out))})")
+
+
+def _permute(c: Ctx) -> Emit:
+    return Emit(f"{c.args[0]}.permute(0, {', '.join(str(d + 1) for d in c.attrs.dims)})")
+
+
+def _pad(c: Ctx) -> Emit:
+    return Emit(f"F.pad({c.args[0]}, {_lit(c.attrs.padding)}{_kwargs([('value', c.attrs.value, 0.0)])})")
+
+
+def _crop(c: Ctx) -> Emit:
+    left, right, top, bottom = c.attrs.crop
+    _, h, w = c.ins[0]
+    rows = f"{top or ''}:{h - bottom if bottom else ''}"
+    cols = f"{left or ''}:{w - right if right else ''}"
+    return Emit(f"{c.args[0]}[:, :, {rows}, {cols}]")
+
+
 def _input(c: Ctx) -> Emit:
     return Emit("")  # graph inputs are the forward's arguments
 
@@ -279,6 +310,10 @@ LOWERINGS: dict[str, Lowering] = {
     "leaky_relu": Lowering(_activation("F.leaky_relu", "negative_slope"), can_inplace=True),
     "silu": Lowering(_activation("F.silu"), can_inplace=True),
     "hardswish": Lowering(_activation("F.hardswish"), can_inplace=True),
+    "hardsigmoid": Lowering(_activation("F.hardsigmoid"), can_inplace=True),
+    "hardtanh": Lowering(_activation("F.hardtanh", "min_val", "max_val"), can_inplace=True),
+    # clamp's backward reads its input, not its output: a consumer may overwrite it
+    "clamp": Lowering(_clamp, fresh=True),
     "sigmoid": Lowering(_plain("torch.sigmoid")),  # autograd keeps their outputs:
     "tanh": Lowering(_plain("torch.tanh")),  # never overwritten in place
     "softmax": Lowering(_softmax),
@@ -286,6 +321,11 @@ LOWERINGS: dict[str, Lowering] = {
     "add": Lowering(lambda c: Emit(" + ".join(c.args)), fresh=True),
     "multiply": Lowering(lambda c: Emit(" * ".join(c.args)), fresh=True),
     "concat": Lowering(lambda c: Emit(f"torch.cat([{', '.join(c.args)}], {c.attrs.dim})"), fresh=True),
+    "channel_shuffle": Lowering(_channel_shuffle),  # a view where a group or a row is one channel
+    "reshape": Lowering(_reshape),  # views of their input
+    "permute": Lowering(_permute),
+    "crop": Lowering(_crop),
+    "pad": Lowering(_pad, fresh=True),
     "slice": Lowering(_slice),  # a view of its input
 }
 

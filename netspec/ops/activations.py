@@ -150,6 +150,21 @@ class Hardswish(_Activation):
     flops_per_element = 5
 
 
+@register_op("hardsigmoid")
+class Hardsigmoid(_Activation):
+    """``relu6(x + 3) / 6`` (MobileNetV3's squeeze-and-excitation gate, PyTorch's
+    ``F.hardsigmoid``); 4 FLOPs per element (an addition, two comparisons, a division)::
+
+    inputs: {x: [16, 8, 8]}
+    layers:
+      - {op: hardsigmoid}
+    # output: [16, 8, 8]
+    """
+
+    Attrs = InplaceAttrs
+    flops_per_element = 4
+
+
 class GELUAttrs(Attrs):
     approximate: Literal["none", "tanh"] = "none"
 
