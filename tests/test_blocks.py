@@ -1069,7 +1069,7 @@ CASES = [
             "  - {op: b, name: one, inputs: two}",
             "  - {op: b, name: two, inputs: one}",
         ),
-        (3, 16),
+        (5, 32),  # the instance's reference that closes the loop, not the block's definition
         "the layers form a cycle: one.r -> two.r -> one.r",
         layer="one.r",
         named="one.r",
@@ -1318,11 +1318,6 @@ def test_a_reference_to_a_top_level_layer_from_a_block_explains_scoping() -> Non
     assert e.hint is not None and "input" in e.hint, e.format()
 
 
-@pytest.mark.xfail(
-    reason="a cycle through block instances points into the block's definition (3:16), not at the "
-    "'inputs' reference that closes the loop (5:32)",
-    strict=True,
-)
 def test_a_cycle_through_instances_points_at_the_instance_reference() -> None:
     e = error_of(
         spec(

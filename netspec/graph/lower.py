@@ -19,15 +19,19 @@ every error can point at the value that caused it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
 from netspec.errors import Location, SpecError, did_you_mean, name_list
 from netspec.graph.ir import Graph, Group, Node, instance_notes
-from netspec.ops import REGISTRY, op_names
+from netspec.graph.split import SPLIT, SplitAttrs, split_bounds
+from netspec.ops import REGISTRY, Shape, op_names
 from netspec.ops.base import Attrs, Op, size
 from netspec.ops.input import InputAttrs
-from netspec.spec.expr import is_expression, variables_in
+from netspec.ops.slice import SliceAttrs
+from netspec.passes.shapes import node_shape
+from netspec.spec.expr import ExprError, ShapeLookup, is_expression, variables_in
 from netspec.spec.load import Spec, resolve_value, validate_model
 from netspec.spec.model import BlockDef, LayerEntry
 
@@ -46,6 +50,8 @@ class _Alias:
     scope: _Scope
     ref: str
     location: Location
+    #: "input" for a block's input (its location is the caller's reference)
+    hop: str = ""
 
 
 @dataclass(eq=False)
@@ -60,6 +66,9 @@ class _Scope:
     names: dict[str, str | _Alias] = field(default_factory=dict)  # local name -> node name or alias
     skipped: set[str] = field(default_factory=set)  # layers left out by 'when'
     children: dict[str, _Scope] = field(default_factory=dict)  # block instance name -> its scope
+    path: Path = ()  # where its layer list is written (to name what is written later)
+    building: tuple[str, int] | None = None  # the layer being lowered: its local name and index
+    splits: dict[str, int] = field(default_factory=dict)  # split layers and their parts
 
 
 def lower(spec: Spec) -> Graph:
@@ -74,15 +83,18 @@ class _Lowering:
         self.graph.init = spec.model.init
         self.graph.variables = dict(spec.variables)
         self.validated: dict[tuple[str, Any], Attrs] = {}  # shared attribute models
-        self.static_attrs: dict[int, Attrs] = {}  # by id() of layer entries without expressions
+        self.static_attrs: dict[tuple[int, str], Attrs] = {}  # by id() of entries without expressions, and op
         self.entries: dict[Path, list[LayerEntry]] = {}  # parsed layer lists (a block's, once)
-        # nodes whose first input references are still written as in the spec
-        self.pending: list[tuple[Node, _Scope]] = []
+        # nodes whose input references are still written as in the spec, by name
+        self.pending: dict[str, tuple[Node, _Scope]] = {}
+        #: shapes known while lowering, computed on demand for shape expressions
+        self.shapes: dict[str, Shape] = {}
+        self.lowered: set[int] = set()  # id() of the entries some node was made from
 
     def run(self) -> Graph:
         spec, graph = self.spec, self.graph
         self.check_blocks()
-        top = _Scope("", dict(spec.variables))
+        top = _Scope("", dict(spec.variables), path=("layers",))
         for name, dims in spec.model.inputs.items():
             self.add_input(name, dims)
             top.names[name] = name
@@ -93,11 +105,8 @@ class _Lowering:
         self.check_total(entries)
         last = self.add_layers(top, ("layers",), spec.model.layers, prev)
 
-        for node, scope in self.pending:
-            node.inputs = tuple(
-                self.resolve(scope, ref, node.input_locations[k], f"layer '{node.name}' takes input", node.name)
-                for k, ref in enumerate(node.inputs)
-            )
+        for node, scope in list(self.pending.values()):
+            self.resolve_inputs(node, scope, early=False)
         if spec.model.outputs is None:
             outputs = [self.resolve(top, last, spec.loc(("layers",)), "output")]
         else:
@@ -114,12 +123,69 @@ class _Lowering:
                     hint="keep at least one output switched on",
                 )
         graph.outputs = list(dict.fromkeys(outputs))
+        self.check_unlowered()
         graph.validate()
         return graph
 
+    def check_unlowered(self) -> None:
+        """Check what can be checked of the layers no node was made from (left out by
+        'when', or in blocks that no layer uses): their ops and attribute names. Their
+        values may depend on variables, so they are not checked."""
+        spec = self.spec
+        for path in [("layers",), *(("blocks", b, "layers") for b in spec.model.blocks)]:
+            entries = self.entries.get(path)
+            if entries is None:
+                raw = spec.model.blocks[path[1]].layers
+                entries = self.entries[path] = [_entry(spec, (*path, i), i, e) for i, e in enumerate(raw)]
+            for i, entry in enumerate(entries):
+                if id(entry) not in self.lowered and not is_expression(entry.op):
+                    self.check_names(path, i, entry)
+
+    def check_names(self, path: Path, i: int, entry: LayerEntry) -> None:
+        spec, at = self.spec, (*path, i)
+        who = (f"block '{path[1]}': " if path[0] == "blocks" else "") + (
+            f"layer '{entry.name}' ({entry.op})" if entry.name else f"layer {i + 1} ({entry.op})"
+        )
+        op, block = REGISTRY.get(entry.op), spec.model.blocks.get(entry.op)
+        given = [((*at, k), k) for k in entry.attrs]
+        if block is not None:
+            for index, values in (entry.overrides or {}).items():
+                given += [((*at, "overrides", index, k), k) for k in values]
+            for where, key in given:
+                if key not in block.params:
+                    raise SpecError(
+                        f"{who}: block '{entry.op}' has no parameter '{key}'",
+                        spec.loc(where, key=True),
+                        hint=did_you_mean(key, block.params) or f"its parameters: {name_list(block.params) or 'none'}",
+                    )
+            return
+        if entry.op == SPLIT:
+            fields: list[str] = list(SplitAttrs.model_fields)
+        elif op is not None and op.name != "input":
+            fields = list(op.Attrs.model_fields)
+        else:
+            raise self.unknown_op(entry.op, entry.op, at)
+        for where, key in given:
+            if key not in fields:
+                raise SpecError(
+                    f"{who}: unknown attribute '{key}'",
+                    spec.loc(where, key=True),
+                    hint=did_you_mean(key, fields) or f"known attributes: {', '.join(fields)}",
+                )
+
+    def unknown_op(self, op: str, written: str, at: Path) -> SpecError:
+        spec = self.spec
+        known = [n for n in REGISTRY if n != "input"] + [SPLIT, *spec.model.blocks]
+        listed = sorted([n for n in op_names() if n != "input"] + [SPLIT]) + list(spec.model.blocks)
+        return SpecError(
+            f"unknown op '{op}'" + (f" (the value of '{written}')" if written != op else ""),
+            spec.loc((*at, "op")),
+            hint=did_you_mean(op, known) or "known ops: " + name_list(listed, 40),
+        )
+
     def check_blocks(self) -> None:
         for name, block in self.spec.model.blocks.items():
-            if name in REGISTRY:
+            if name in REGISTRY or name == SPLIT:
                 raise SpecError(
                     f"block '{name}' has the name of an op",
                     self.spec.loc(("blocks", name), key=True),
@@ -189,23 +255,43 @@ class _Lowering:
         taken = {e.name for e in entries if e.name}
         counters: dict[str, int] = {}
         for i, entry in enumerate(entries):
-            name = entry.name or _auto_name(entry.op, counters, taken)
-            prev = self.add_layer(scope, (*path, i), entry, name, prev)
+            at = (*path, i)
+            if not scope.prefix and entry.name is not None and entry.name[0].isdigit():
+                raise SpecError(
+                    f"layer name '{entry.name}' starts with a digit, which only names inside blocks may",
+                    self.spec.loc((*at, "name")),
+                    hint="start it with a letter or '_' (inside a block, '0', '1', ... name layers as torchvision does)",
+                    layer=entry.name,
+                )
+            opname = self.op_of(scope, at, entry)
+            name = entry.name or _auto_name(opname, counters, taken)
+            scope.building = (name, i)
+            prev = self.add_layer(scope, at, entry, opname, name, prev)
+        scope.building = None
         assert prev is not None
         return prev
 
-    def add_layer(self, scope: _Scope, at: Path, entry: LayerEntry, name: str, prev: str | None) -> str:
+    def op_of(self, scope: _Scope, at: Path, entry: LayerEntry) -> str:
+        """The layer's op: as written, or the value of an expression (``op: $act``)."""
+        if not is_expression(entry.op):
+            return entry.op
+        who = f"layer '{scope.prefix}{entry.name}'" if entry.name else f"layer {at[-1] + 1}"
+        value = resolve_value(entry.op, scope.variables, self.spec.doc, (*at, "op"), who)
+        if not isinstance(value, str):
+            raise SpecError(
+                f"{who}: 'op' must name an op or a block, but '{entry.op}' is {value!r}",
+                self.spec.loc((*at, "op")),
+            )
+        return value
+
+    def add_layer(self, scope: _Scope, at: Path, entry: LayerEntry, opname: str, name: str, prev: str | None) -> str:
         """Add the nodes of one layer entry (``prev`` is the layer before it); return its name."""
         spec = self.spec
-        op, block = REGISTRY.get(entry.op), spec.model.blocks.get(entry.op)
-        if block is None and (op is None or op.name == "input"):
-            known = [n for n in REGISTRY if n != "input"] + list(spec.model.blocks)
-            raise SpecError(
-                f"unknown op '{entry.op}'",
-                spec.loc((*at, "op")),
-                hint=did_you_mean(entry.op, known)
-                or "known ops: " + name_list([n for n in op_names() if n != "input"] + list(spec.model.blocks), 40),
-            )
+        op, block = REGISTRY.get(opname), spec.model.blocks.get(opname)
+        if block is None and opname != SPLIT and (op is None or op.name == "input"):
+            error = self.unknown_op(opname, entry.op, at)
+            error.notes.extend(spec.set_from_outside(entry.op, scope.variables))
+            raise error
         if name in scope.names:
             first = scope.names[name]
             line = first.location.line if isinstance(first, _Alias) else self.graph[first].location.line
@@ -215,7 +301,7 @@ class _Lowering:
                 hint="layer names must be unique; rename one of them",
                 layer=scope.prefix + name,
             )
-        kind = f"block {entry.op}" if block is not None else op.name  # type: ignore[union-attr]
+        kind = f"block {opname}" if block is not None else op.name if op is not None else opname
         who = f"layer '{scope.prefix}{name}' ({kind})"
         loc = spec.loc(at)
         if entry.inputs is not None:
@@ -230,20 +316,27 @@ class _Lowering:
                 hint=f"add 'inputs: [{name_list(self.graph.inputs)}]' (or some of them)",
                 layer=scope.prefix + name,
             )
-        if entry.when is not True and not self.when(scope, at, entry, who, name):
+        full = scope.prefix + name
+        if entry.when is not True and not self.flag(scope, at, entry.when, "when", who, full):
             if entry.otherwise is not None:
                 refs, locs = (entry.otherwise,), (spec.loc((*at, "otherwise")),)
             scope.names[name] = _Alias(scope, refs[0], locs[0])
             scope.skipped.add(name)
             return name
-        full = scope.prefix + name
+        self.lowered.add(id(entry))
+        trainable = scope.trainable and (
+            entry.trainable is True or self.flag(scope, at, entry.trainable, "trainable", who, full)
+        )
         repeat = (
             1
             if type(entry.repeat) is int and entry.repeat == 1
-            else _repeat(spec, scope.variables, at, entry, who, full)
+            else _repeat(spec, scope.variables, at, entry, who, full, self.lookup(scope))
         )
         if block is not None:
-            self.add_block(scope, at, entry, name, block, refs, locs, repeat)
+            self.add_block(scope, at, entry, opname, name, block, refs, locs, repeat, trainable)
+            return name
+        if op is None:  # a split
+            self.add_split(scope, at, entry, name, refs, locs, repeat, who, trainable)
             return name
         if entry.overrides is not None:
             raise SpecError(
@@ -253,33 +346,73 @@ class _Lowering:
             )
         if len(self.graph) + repeat > MAX_NODES:
             raise SpecError(f"{who}: the spec expands to more than {MAX_NODES:,} layers", loc, layer=full)
-        attrs = self.attrs(scope, at, entry, op, who, full)  # type: ignore[arg-type]
-        trainable = scope.trainable and entry.trainable
+        attrs = self.attrs(scope, at, entry, op, who, full)
         for r in range(repeat):
             node_name = f"{full}.{r}" if repeat > 1 else full
             scope_name = full if repeat > 1 else scope.prefix[:-1]
-            node = Node(node_name, op.name, attrs, refs, loc, scope_name, trainable, locs, scope.callers)  # type: ignore[union-attr]
+            node = Node(node_name, op.name, attrs, refs, loc, scope_name, trainable, locs, scope.callers)
             self.graph.add(node)
             if r == 0:
-                self.pending.append((node, scope))
+                self.pending[node_name] = (node, scope)
             refs, locs = (node_name,), (loc,)  # the next copy reads this one (already a node name)
         if repeat > 1:
-            self.graph.groups[full] = Group(op.name, repeat)  # type: ignore[union-attr]
+            self.graph.groups[full] = Group(op.name, repeat)
         scope.names[name] = refs[0]
         return name
+
+    def add_split(
+        self,
+        scope: _Scope,
+        at: Path,
+        entry: LayerEntry,
+        name: str,
+        refs: tuple[str, ...],
+        locs: tuple[Location, ...],
+        repeat: int,
+        who: str,
+        trainable: bool,
+    ) -> None:
+        """A split: one ``slice`` node per part, ``name.0``, ``name.1``, ..."""
+        spec, full, loc = self.spec, scope.prefix + name, self.spec.loc(at)
+        if repeat != 1 or entry.overrides is not None:
+            key = "repeat" if repeat != 1 else "overrides"
+            raise SpecError(f"{who}: a split takes no '{key}'", spec.loc((*at, key), key=True), layer=full)
+        if len(refs) != 1:
+            raise SpecError(f"{who}: a split takes one input, got {len(refs)}", locs[0], layer=full)
+        lookup = self.lookup(scope)
+        raw = {
+            k: resolve_value(v, scope.variables, spec.doc, (*at, k), who, full, lookup) for k, v in entry.attrs.items()
+        }
+        attrs = validate_model(SplitAttrs, raw, spec.doc, at, "attribute", who + ": ", full)
+        source = self.resolve(scope, refs[0], locs[0], f"{who}: takes input", full)
+        try:
+            channels = self.node_shape(source)[0]
+        except ExprError as e:
+            raise SpecError(f"{who}: {e.message}", locs[0], hint=e.hint, layer=full) from None
+        bounds = split_bounds(attrs, channels, refs[0])
+        if isinstance(bounds, str):
+            raise SpecError(f"{who}: {bounds}", loc, layer=full)
+        for k, (lo, hi) in enumerate(bounds):
+            part = SliceAttrs(start=lo, end=hi)
+            node = Node(f"{full}.{k}", "slice", part, (source,), loc, full, trainable, locs, scope.callers)
+            self.graph.add(node)
+        self.graph.groups[full] = Group(SPLIT, len(bounds))
+        scope.names[name] = f"{full}.0"
+        scope.splits[name] = len(bounds)
 
     def attrs(self, scope: _Scope, at: Path, entry: LayerEntry, op: Op, who: str, full: str) -> Attrs:
         """The layer's validated attributes. Attribute models are frozen, so layers with
         equal attributes share one instance (a deep network repeats a few attribute
         sets many times), and a layer without expressions is validated once however
         many block instances contain it."""
-        attrs = self.static_attrs.get(id(entry))
+        attrs = self.static_attrs.get((id(entry), op.name))
         if attrs is not None:
             return attrs
         spec, raw = self.spec, entry.attrs
         dynamic = any(is_expression(v) or isinstance(v, (list, dict)) for v in raw.values())
         if dynamic:
-            raw = {k: resolve_value(v, scope.variables, spec.doc, (*at, k), who, full) for k, v in raw.items()}
+            lookup = self.lookup(scope)
+            raw = {k: resolve_value(v, scope.variables, spec.doc, (*at, k), who, full, lookup) for k, v in raw.items()}
         key = (op.name, _frozen(raw))
         attrs = self.validated.get(key)
         if attrs is None:
@@ -290,17 +423,18 @@ class _Lowering:
                 raise
             self.validated[key] = attrs
         if not dynamic:
-            self.static_attrs[id(entry)] = attrs  # entries live as long as self.entries
+            self.static_attrs[(id(entry), op.name)] = attrs  # entries live as long as self.entries
         return attrs
 
-    def when(self, scope: _Scope, at: Path, entry: LayerEntry, who: str, name: str) -> bool:
-        value = resolve_value(entry.when, scope.variables, self.spec.doc, (*at, "when"), who, scope.prefix + name)
+    def flag(self, scope: _Scope, at: Path, raw: Any, key: str, who: str, full: str) -> bool:
+        """A layer key that is true or false (``when``, ``trainable``), or an expression of it."""
+        value = resolve_value(raw, scope.variables, self.spec.doc, (*at, key), who, full, self.lookup(scope))
         if not isinstance(value, bool):
             raise SpecError(
-                f"{who}: 'when' must be true or false, got {value!r}",
-                self.spec.loc((*at, "when")),
+                f"{who}: '{key}' must be true or false, got {value!r} (not a boolean)",
+                self.spec.loc((*at, key)),
                 hint="a condition such as '$stride == 2' or a boolean variable",
-                layer=scope.prefix + name,
+                layer=full,
             )
         return value
 
@@ -309,13 +443,15 @@ class _Lowering:
         scope: _Scope,
         at: Path,
         entry: LayerEntry,
+        bname: str,
         name: str,
         block: BlockDef,
         refs: tuple[str, ...],
         locs: tuple[Location, ...],
         repeat: int,
+        trainable: bool,
     ) -> None:
-        spec, bname, full = self.spec, entry.op, scope.prefix + name
+        spec, full = self.spec, scope.prefix + name
         who, loc = f"layer '{full}' (block {bname})", spec.loc(at)
         if bname in scope.stack:
             chain = " -> ".join([*scope.stack[scope.stack.index(bname) :], bname])
@@ -339,25 +475,33 @@ class _Lowering:
                 spec.loc((*at, "repeat")),
                 layer=full,
             )
+        lookup = self.lookup(scope)
         given = {
-            k: (resolve_value(v, scope.variables, spec.doc, (*at, k), who, full), (*at, k))
+            k: (resolve_value(v, scope.variables, spec.doc, (*at, k), who, full, lookup), (*at, k))
             for k, v in entry.attrs.items()
         }
         self.check_params(block, bname, given, who, full)
-        per_instance = self.overrides(scope, at, entry, block, repeat, who, full)
+        per_instance = self.overrides(scope, at, entry, bname, block, repeat, who, full)
         outputs: list[str] = []
         for r in range(repeat):
             inst = f"{name}.{r}" if repeat > 1 else name
             values = {**given, **per_instance.get(r, {})}
             inner = _Scope(
                 f"{scope.prefix}{inst}.",
-                self.block_variables(scope, block, bname, values, f"layer '{scope.prefix}{inst}' (block {bname})", loc),
+                {},
                 (*scope.stack, bname),
                 (*scope.callers, (scope.prefix + inst, loc)),
-                scope.trainable and entry.trainable,
+                trainable,
+                path=("blocks", bname, "layers"),
             )
             for k, arg in enumerate(block.inputs):
-                inner.names[arg] = _Alias(scope, refs[k], locs[k]) if r == 0 else _Alias(scope, outputs[-1], loc)
+                inner.names[arg] = (
+                    _Alias(scope, refs[k], locs[k], "input") if r == 0 else _Alias(scope, outputs[-1], loc, "input")
+                )
+            # the parameters' defaults may read the block's inputs (``channels(x)``)
+            inner.variables = self.block_variables(
+                inner, block, bname, values, f"layer '{scope.prefix}{inst}' (block {bname})", loc
+            )
             try:
                 last = self.add_layers(inner, ("blocks", bname, "layers"), block.layers, block.inputs[0])
             except SpecError as e:
@@ -393,7 +537,7 @@ class _Lowering:
                 )
 
     def overrides(
-        self, scope: _Scope, at: Path, entry: LayerEntry, block: BlockDef, repeat: int, who: str, full: str
+        self, scope: _Scope, at: Path, entry: LayerEntry, bname: str, block: BlockDef, repeat: int, who: str, full: str
     ) -> dict[int, dict[str, tuple[Any, Path]]]:
         """Block parameters given for single instances (``overrides: {0: {stride: 2}}``)."""
         result: dict[int, dict[str, tuple[Any, Path]]] = {}
@@ -405,11 +549,12 @@ class _Lowering:
                     self.spec.loc(path, key=True),
                     layer=full,
                 )
+            lookup = self.lookup(scope)
             given = {
-                k: (resolve_value(v, scope.variables, self.spec.doc, (*path, k), who, full), (*path, k))
+                k: (resolve_value(v, scope.variables, self.spec.doc, (*path, k), who, full, lookup), (*path, k))
                 for k, v in values.items()
             }
-            self.check_params(block, entry.op, given, who, full)
+            self.check_params(block, bname, given, who, full)
             instance = result.setdefault(index % repeat, {})
             for key in given:
                 if key in instance:
@@ -461,7 +606,7 @@ class _Lowering:
                 )
             else:
                 path = ("blocks", bname, "params", pname)
-                variables[pname] = resolve_value(default, variables, self.spec.doc, path, who)
+                variables[pname] = resolve_value(default, variables, self.spec.doc, path, who, None, self.lookup(scope))
         return variables
 
     @staticmethod
@@ -483,32 +628,147 @@ class _Lowering:
         inner, local = self.find(scope, ref)
         return local in inner.skipped
 
-    def resolve(self, scope: _Scope, ref: str, loc: Location, what: str, layer: str | None = None) -> str:
-        """The node a reference written in ``scope`` names (following aliases)."""
+    def follow(
+        self, scope: _Scope, ref: str, loc: Location
+    ) -> tuple[str | None, _Scope, str, Location, Location | None]:
+        """Follow a reference written in ``scope`` through aliases: the node it names
+        (None where the name is not defined, yet or at all), the scope and local name
+        it ended at, the location of the last reference, and that of the last block
+        input passed through (where the reference crosses into the caller)."""
         seen: set[tuple[int, str]] = set()
-        home = scope
+        via: Location | None = None
         while True:
             scope, ref = self.find(scope, ref)
-            target = scope.names.get(ref)
-            if isinstance(target, str):
-                return target
-            if target is None:
-                if scope.prefix + ref in self.graph.nodes:  # a repeated layer's copy: 'conv.1'
-                    return scope.prefix + ref
-                hint = did_you_mean(ref, scope.names)
-                if hint is None and scope is home and home.callers:
-                    hint = "a block sees only its inputs and its own layers: pass the layer to it as an input"
+            if ref in scope.splits:
+                n = scope.splits[ref]
                 raise SpecError(
-                    f"{what} '{ref}', which is not defined" if what != "output" else f"output '{ref}' is not a layer",
+                    f"'{ref}' is a split into {n} parts, not one tensor",
                     loc,
-                    hint=hint,
-                    layer=layer,
+                    hint=f"name one of its parts: '{ref}.0' .. '{ref}.{n - 1}'",
                     notes=instance_notes(scope.callers),
                 )
+            target = scope.names.get(ref)
+            if isinstance(target, str):
+                return target, scope, ref, loc, via
+            if target is None:
+                found = scope.prefix + ref  # a repeated layer's copy ('conv.1') or a split's part ('s.0')
+                return (found if found in self.graph.nodes else None), scope, ref, loc, via
             if (id(scope), ref) in seen:
                 raise SpecError(f"'{ref}' is left out ('when') and refers to itself", loc, layer=scope.prefix + ref)
             seen.add((id(scope), ref))
+            if target.hop == "input":
+                via = target.location
             scope, ref, loc = target.scope, target.ref, target.location
+
+    def resolve(self, scope: _Scope, ref: str, loc: Location, what: str, layer: str | None = None) -> str:
+        """The node a reference written in ``scope`` names (following aliases)."""
+        node, where, local, at, _ = self.follow(scope, ref, loc)
+        if node is not None:
+            return node
+        hint = did_you_mean(local, where.names)
+        if hint is None and where is scope and scope.callers:
+            hint = "a block sees only its inputs and its own layers: pass the layer to it as an input"
+        raise SpecError(
+            f"{what} '{local}', which is not defined" if what != "output" else f"output '{local}' is not a layer",
+            at,
+            hint=hint,
+            layer=layer,
+            notes=instance_notes(where.callers),
+        )
+
+    def resolve_inputs(self, node: Node, scope: _Scope, *, early: bool) -> None:
+        """Make a node's written input references node names; ``early``: while lowering
+        (for a shape), where a name not defined yet may be written later."""
+        del self.pending[node.name]
+        inputs, locs = [], list(node.input_locations)
+        for k, ref in enumerate(node.inputs):
+            target, where, local, _, via = self.follow(scope, ref, locs[k])
+            if target is None:
+                if early:
+                    raise self.not_known(where, local)
+                self.resolve(scope, ref, locs[k], f"layer '{node.name}' takes input", node.name)
+            assert target is not None
+            inputs.append(target)
+            if via is not None:  # a cycle through block instances is shown at the instance's reference
+                locs[k] = via
+        node.inputs, node.input_locations = tuple(inputs), tuple(locs)
+
+    # --- shapes while lowering (``channels(x)``) ----------------------------------
+
+    def lookup(self, scope: _Scope) -> Callable[[str], Shape]:
+        """What shape functions in expressions written in ``scope`` read."""
+        return lambda ref: self.shape_of(scope, ref)
+
+    def shape_of(self, scope: _Scope, ref: str) -> Shape:
+        node, where, local, _, _ = self.follow(scope, ref, self.spec.loc(scope.path))
+        if node is None:
+            raise self.not_known(where, local)
+        return self.node_shape(node)
+
+    def node_shape(self, name: str) -> Shape:
+        """The shape of a node made already; its inputs' shapes first (depth first,
+        without recursion: a chain may be a million layers long)."""
+        shapes = self.shapes
+        if name in shapes:
+            return shapes[name]
+        stack, on_stack = [name], {name}
+        while stack:
+            node = self.graph[stack[-1]]
+            pending = self.pending.get(node.name)
+            if pending is not None:
+                self.resolve_inputs(node, pending[1], early=True)
+            todo = next((ref for ref in node.inputs if ref not in shapes), None)
+            if todo is not None:
+                if todo in on_stack:
+                    cycle = [*stack[stack.index(todo) :], todo]
+                    raise ExprError("the layers form a cycle: " + " -> ".join(reversed(cycle)))
+                stack.append(todo)
+                on_stack.add(todo)
+                continue
+            shapes[node.name] = node_shape(node, [shapes[ref] for ref in node.inputs])
+            stack.pop()
+            on_stack.discard(node.name)
+        return shapes[name]
+
+    def not_known(self, scope: _Scope, local: str) -> ExprError:
+        """Why the shape of ``local`` (in ``scope``) is not known: written later, in a
+        cycle through a forward reference, or not a name at all."""
+        entries = self.entries.get(scope.path, [])
+        written = {e.name: i for i, e in enumerate(entries) if e.name}
+        if local not in written or scope.building is None:
+            return ExprError(
+                f"'{local}' is not a layer or an input here",
+                hint=did_you_mean(local, [*scope.names, *written]) or f"known here: {name_list(scope.names)}",
+            )
+        here, index = scope.building
+        # follow what the later layers read, as written, back to the one being lowered
+        came: dict[int, int] = {written[local]: -1}
+        todo = [written[local]]
+        while todo:
+            i = todo.pop()
+            entry = entries[i]
+            reads = list(entry.inputs) if entry.inputs is not None else [entries[i - 1].name or ""] if i else []
+            for ref in reads:
+                j = written.get(ref, written.get(ref.split(".")[0]))
+                if j is None or j < index or j in came:
+                    continue
+                came[j] = i
+                if j == index:
+                    chain = [here]
+                    while i != -1:
+                        chain.append(entries[i].name or "")
+                        i = came[i]
+                    return ExprError(
+                        f"the shape of '{local}' is not known yet: it is written after '{here}' and depends on it "
+                        f"(a cycle through a forward reference: {' -> '.join([here, *reversed(chain)])})",
+                        hint="a shape can be read only from layers that do not depend on the reader; "
+                        "give the value by hand here",
+                    )
+                todo.append(j)
+        return ExprError(
+            f"the shape of '{local}' is not known yet: it is written after '{here}'",
+            hint=f"shape functions read layers written before the reader: move '{local}' up, or give the value by hand",
+        )
 
 
 def _entry(spec: Spec, at: Path, i: int, raw: Any) -> LayerEntry:
@@ -522,8 +782,8 @@ def _entry(spec: Spec, at: Path, i: int, raw: Any) -> LayerEntry:
         )
     if "op" not in raw:
         raise SpecError(f"layer {i + 1} has no 'op'", spec.loc(at), hint="every layer names its op: {op: relu}")
-    if isinstance(raw.get("inputs"), str):
-        raw = {**raw, "inputs": [raw["inputs"]]}
+    if isinstance(raw.get("inputs"), (str, int)) and not isinstance(raw.get("inputs"), bool):
+        raw = {**raw, "inputs": [raw["inputs"]]}  # a single name (a digit name inside a block: 'inputs: 0')
     elif isinstance(raw.get("inputs"), list) and not raw["inputs"]:
         who = f"layer '{raw['name']}'" if isinstance(raw.get("name"), str) else f"layer {i + 1}"
         raise SpecError(
@@ -566,8 +826,10 @@ def _valid_repeat(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_REPEAT
 
 
-def _repeat(spec: Spec, variables: dict[str, Any], at: Path, entry: LayerEntry, who: str, name: str) -> int:
-    value = resolve_value(entry.repeat, variables, spec.doc, (*at, "repeat"), who, name)
+def _repeat(
+    spec: Spec, variables: dict[str, Any], at: Path, entry: LayerEntry, who: str, name: str, shapes: ShapeLookup
+) -> int:
+    value = resolve_value(entry.repeat, variables, spec.doc, (*at, "repeat"), who, name, shapes)
     if not _valid_repeat(value):
         raise SpecError(
             f"{who}: 'repeat' must be an integer from 1 to {MAX_REPEAT:,}, got {value!r}",

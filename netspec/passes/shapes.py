@@ -20,20 +20,26 @@ class ShapeInfo(NamedTuple):
 def infer_shapes(graph: Graph) -> dict[str, ShapeInfo]:
     out: dict[str, ShapeInfo] = {}
     for node in graph:
-        op = REGISTRY[node.op]
         ins = [out[ref].shape for ref in node.inputs]
-        lo, hi = op.arity
-        if len(ins) < lo or (hi is not None and len(ins) > hi):
-            want = f"{lo}" if lo == hi else (f"at least {lo}" if hi is None else f"{lo} to {hi}")
-            raise layer_error(node, f"takes {want} input{'s' if want != '1' else ''}, got {len(ins)}")
-        try:
-            shape = op.shape(node.attrs, ins)
-        except OpError as e:
-            raise layer_error(node, e.message, e.inputs, ins) from None
-        if numel(shape) > MAX_ELEMENTS:
-            raise layer_error(node, f"its output {fmt_shape(shape)} has more than 2**40 elements per sample")
-        out[node.name] = ShapeInfo(shape, tuple(ins))
+        out[node.name] = ShapeInfo(node_shape(node, ins), tuple(ins))
     return out
+
+
+def node_shape(node: Node, ins: list[Shape]) -> Shape:
+    """One node's output shape from its inputs' (also used while lowering, for shape
+    expressions); a located error where the op refuses them."""
+    op = REGISTRY[node.op]
+    lo, hi = op.arity
+    if len(ins) < lo or (hi is not None and len(ins) > hi):
+        want = f"{lo}" if lo == hi else (f"at least {lo}" if hi is None else f"{lo} to {hi}")
+        raise layer_error(node, f"takes {want} input{'s' if want != '1' else ''}, got {len(ins)}")
+    try:
+        shape = op.shape(node.attrs, ins)
+    except OpError as e:
+        raise layer_error(node, e.message, e.inputs, ins) from None
+    if numel(shape) > MAX_ELEMENTS:
+        raise layer_error(node, f"its output {fmt_shape(shape)} has more than 2**40 elements per sample")
+    return shape
 
 
 def layer_error(node: Node, message: str, culprits: tuple[int, ...] = (), ins: list[Shape] | None = None) -> SpecError:

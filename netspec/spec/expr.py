@@ -12,9 +12,13 @@ No ``eval``: the text is tokenized and parsed by recursive descent over a fixed 
     unary := ("-" | "+") unary | power
     power := atom ("**" unary)?
     atom  := NUMBER | STRING | "true" | "false" | "$" NAME | FUNC "(" expr ("," expr)* ")" | "(" cond ")"
+           | SHAPE "(" REF ")"
 
-with FUNC one of min, max, ceil, floor, round and make_divisible. Strings (quoted) only
-compare. Results stay within 64-bit integers.
+with FUNC one of min, max, ceil, floor, round and make_divisible, and SHAPE one of
+channels, height and width: the size of that axis of the layer (or block input) REF
+names, which the caller looks up (``shapes``); REF is a layer reference as written in
+``inputs`` (``x``, ``stage2.0``). Strings (quoted) only compare. Results stay within
+64-bit integers.
 """
 
 from __future__ import annotations
@@ -33,6 +37,15 @@ _TOKEN = re.compile(
     r"\s*(?:(\d+\.\d*|\.\d+|\d+(?:[eE][+-]?\d+)?)|\$([A-Za-z_]\w*)|([A-Za-z_]\w*)|(\*\*|//|[=!<>]=|[-+*/%(),<>])"
     r"|('[^']*'|\"[^\"]*\"))"
 )
+
+#: ``channels(x)``: one token, since its argument is a layer reference, not an expression
+_SHAPE = re.compile(r"\s*(channels|height|width)\s*\(\s*([A-Za-z0-9_][A-Za-z0-9_.]*)\s*\)")
+_SHAPE_CALL = re.compile(r"\b(?:channels|height|width)\s*\(")
+#: the axis of a per-sample shape each shape function reads, and the ranks it needs
+SHAPE_AXES = {"channels": 0, "height": 1, "width": 2}
+
+#: what a shape function is given: the reference, and it returns the per-sample shape
+ShapeLookup = Callable[[str], tuple[int, ...]]
 
 _FUNCS: dict[str, Callable[..., Any]] = {
     "min": min,
@@ -84,7 +97,13 @@ class ExprError(Exception):
 
 
 def is_expression(value: Any) -> bool:
-    return isinstance(value, str) and "$" in value
+    """Whether a value is an expression: a string with a variable or a shape function."""
+    return isinstance(value, str) and ("$" in value or ("(" in value and _SHAPE_CALL.search(value) is not None))
+
+
+def shape_refs(text: str) -> list[str]:
+    """The layer references an expression's shape functions read, in order."""
+    return [m.group(2) for m in _SHAPE.finditer(text)]
 
 
 def variables_in(text: str) -> list[str]:
@@ -92,11 +111,13 @@ def variables_in(text: str) -> list[str]:
     return re.findall(r"\$([A-Za-z_]\w*)", text)
 
 
-def evaluate(text: str, variables: Mapping[str, Any]) -> Any:
-    """Evaluate ``text``; a bare ``$name`` returns the variable's value unchanged."""
+def evaluate(text: str, variables: Mapping[str, Any], shapes: ShapeLookup | None = None) -> Any:
+    """Evaluate ``text``; a bare ``$name`` returns the variable's value unchanged.
+    ``shapes`` gives the shape of a layer reference for ``channels(x)`` and the like
+    (None where no layer is in sight: in 'params', in input shapes)."""
     if len(text) > MAX_LENGTH:
         raise ExprError(f"expression longer than {MAX_LENGTH} characters")
-    return _Parser(text, variables).parse()
+    return _Parser(text, variables, shapes).parse()
 
 
 @functools.lru_cache(maxsize=4096)
@@ -106,6 +127,11 @@ def _tokenize(text: str) -> tuple[tuple[str, str, int], ...]:
     pos = 0
     stripped_end = len(text.rstrip())
     while pos < stripped_end:
+        shape = _SHAPE.match(text, pos)
+        if shape is not None:
+            tokens.append(("shape", f"{shape.group(1)} {shape.group(2)}", shape.start(1)))
+            pos = shape.end()
+            continue
         m = _TOKEN.match(text, pos)
         if not m or m.end() == pos:
             bad = len(text) - len(text[pos:].lstrip())
@@ -118,9 +144,10 @@ def _tokenize(text: str) -> tuple[tuple[str, str, int], ...]:
 
 
 class _Parser:
-    def __init__(self, text: str, variables: Mapping[str, Any]) -> None:
+    def __init__(self, text: str, variables: Mapping[str, Any], shapes: ShapeLookup | None = None) -> None:
         self.text = text
         self.vars = variables
+        self.shapes = shapes
         self.tokens = _tokenize(text)
         self.i = 0
         self.depth = 0
@@ -163,6 +190,24 @@ class _Parser:
             known = name_list(sorted(self.vars)) or "none"
             raise ExprError(f"undefined variable '${name}'", tok[2], hint or f"variables defined in 'params': {known}")
         return self.vars[name]
+
+    def shape_of(self, tok: tuple[str, str, int]) -> int:
+        func, ref = tok[1].split(" ")
+        call = f"{func}({ref})"
+        if self.shapes is None:
+            raise ExprError(
+                f"{call} reads a layer's shape, and there is no layer here",
+                tok[2],
+                "shape functions work in a layer's attributes, 'when' and 'repeat', and in block parameters",
+            )
+        try:
+            shape = self.shapes(ref)
+        except ExprError as e:
+            raise ExprError(f"{call}: {e.message}", tok[2], e.hint) from None
+        axis = SHAPE_AXES[func]
+        if len(shape) != 3 and axis > 0:
+            raise ExprError(f"{call}: '{ref}' is {list(shape)}, which has no {func} (that needs [C, H, W])", tok[2])
+        return shape[axis]
 
     def cond(self) -> Any:
         value = self.or_()
@@ -273,6 +318,8 @@ class _Parser:
             return self.check(float(value) if any(c in value for c in ".eE") else int(value), tok)
         if kind == "var":
             return self.lookup(tok)
+        if kind == "shape":
+            return self.shape_of(tok)
         if kind == "str":
             return value[1:-1]
         if value in _KEYWORDS:

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from netspec.errors import Location, SpecError, did_you_mean, name_list
-from netspec.spec.expr import LIMIT, ExprError, evaluate, is_expression, variables_in
+from netspec.spec.expr import LIMIT, ExprError, ShapeLookup, evaluate, is_expression, variables_in
 from netspec.spec.model import SpecModel
 from netspec.spec.yamlload import MAX_FILE_BYTES, Document, Path, parse_yaml
 
@@ -207,21 +207,23 @@ def resolve_value(
     path: Path,
     where: str | None = None,
     layer: str | None = None,
+    shapes: ShapeLookup | None = None,
 ) -> Any:
     """Evaluate expressions in ``value`` (recursively through lists and mappings).
 
-    ``where`` is put in front of error messages (``--set width``, ``layer 'conv1' (conv2d)``).
+    ``where`` is put in front of error messages (``--set width``, ``layer 'conv1' (conv2d)``);
+    ``shapes`` looks up the layers that ``channels(x)`` and the like read.
     """
     if is_expression(value):
         try:
-            return evaluate(value, variables)
+            return evaluate(value, variables, shapes)
         except ExprError as e:
             prefix = f"{where}: " if where else ""
             raise SpecError(prefix + e.message, doc.text_loc(path, e.offset), hint=e.hint, layer=layer) from None
     if isinstance(value, list):
-        return [resolve_value(v, variables, doc, (*path, i), where, layer) for i, v in enumerate(value)]
+        return [resolve_value(v, variables, doc, (*path, i), where, layer, shapes) for i, v in enumerate(value)]
     if isinstance(value, dict):
-        return {k: resolve_value(v, variables, doc, (*path, k), where, layer) for k, v in value.items()}
+        return {k: resolve_value(v, variables, doc, (*path, k), where, layer, shapes) for k, v in value.items()}
     return value
 
 

@@ -8,14 +8,29 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
+from netspec.spec.expr import is_expression
 from netspec.spec.recipe import Recipe
 
 #: a layer, input or variable name: no dots (dots join scopes: ``layer2.0.conv1``)
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=200)]
-#: a reference to a layer: a name or a scoped instance name such as ``conv.2``
-Ref = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$", max_length=1000)]
+
+
+def _digits(v: Any) -> Any:
+    """``name: 0`` is the name '0' (YAML reads it as a number), as torchvision names layers."""
+    return str(v) if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else v
+
+
+#: a layer's name: inside blocks it may start with a digit (``features.3.block.0``);
+#: the lowering refuses that at top level
+LayerName = Annotated[
+    str, BeforeValidator(_digits), StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_]*$", max_length=200)
+]
+#: a reference to a layer: a name or a scoped instance name such as ``conv.2`` or ``s.0``
+Ref = Annotated[
+    str, BeforeValidator(_digits), StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.]*$", max_length=1000)
+]
 
 
 def _plain(v: Any) -> Any:
@@ -26,6 +41,12 @@ def _plain(v: Any) -> Any:
 
 def _plain_or_none(v: Any) -> Any:
     return v if v is None else _plain(v)
+
+
+def _flag(v: Any) -> Any:
+    if isinstance(v, bool) or is_expression(v):
+        return v
+    raise ValueError(f"expected a boolean (true or false) or an expression, got {v!r}")
 
 
 # Validators are built on first use (defer_build), not at import: the CLI can then
@@ -65,10 +86,10 @@ class LayerEntry(BaseModel):
     model_config = ConfigDict(extra="allow", defer_build=True)
 
     op: str
-    name: Name | None = None
+    name: LayerName | None = None
     inputs: list[Ref] | None = None  # a single name is accepted and made a list
     repeat: Any = 1  # an integer or an expression: checked by the lowering once evaluated
-    trainable: StrictBool = True  # no silent "yes" -> True
+    trainable: Annotated[Any, AfterValidator(_flag)] = True  # a boolean or an expression; no silent "yes" -> True
     when: Any = True  # a boolean or an expression; false leaves the layer out
     otherwise: Ref | None = None  # what references to a left-out layer mean (default: its first input)
     overrides: dict[int, dict[Name, Any]] | None = None  # block parameters of single instances
