@@ -1361,11 +1361,6 @@ def test_a_float_channel_count_after_floor_division_gets_useful_advice() -> None
     assert "floor" in e.format() or "round" in e.format()
 
 
-@pytest.mark.xfail(
-    reason="a block parameter named 'on' (YAML 1.1 reads it as true) gives \"key "
-    "'blocks.b.params.1.[key]': input should be a valid string, got True\"",
-    strict=True,
-)
 def test_a_parameter_named_on_gets_a_readable_error() -> None:
     e = error_of(spec("inputs: {x: [2]}", "blocks:", "  b: {params: {on: true}, layers: [relu]}", "layers: [{op: b}]"))
     assert_at(e, 3, 16)

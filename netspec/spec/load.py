@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from netspec.errors import Location, SpecError, did_you_mean, name_list
+from netspec.plugins import load_spec_plugins
 from netspec.spec.expr import LIMIT, ExprError, ShapeLookup, evaluate, is_expression, variables_in
 from netspec.spec.model import SpecModel
 from netspec.spec.yamlload import MAX_FILE_BYTES, Document, Path, parse_yaml
@@ -101,6 +102,7 @@ def load_text(text: str, path: str = "<string>", params: Mapping[str, Any] | Non
             hint=f"write inputs: {{image: [{shape}]}}",
         )
     model = validate_model(SpecModel, data, doc, (), "key")
+    load_spec_plugins(model, doc)  # their ops, before any layer is validated
     spec = Spec(doc, model)
     spec.variables = evaluate_params(spec, dict(params or {}))
     spec.overridden = _overridden(spec, dict(params or {}))
@@ -257,6 +259,17 @@ def translate(
     field = ".".join(str(p) for p in loc)
     if kind_of == "missing":
         return SpecError(f"{context}missing {kind} '{field}'", doc.loc(full[:-1]))
+    if loc and loc[-1] == "[key]":  # a mapping key that is not a name (YAML 1.1 reads 'on' as true)
+        got = err.get("input")
+        parent = ".".join(str(p) for p in loc[:-2])
+        words = {True: "on, yes and true", False: "off, no and false"}
+        return SpecError(
+            f"{context}'{parent}' has a key that YAML reads as {got!r}, not a name",
+            doc.loc((*path, *loc[:-2], got), key=True),
+            hint=f"YAML reads {words[got]} as booleans: quote the name, e.g. 'on'"
+            if isinstance(got, bool)
+            else "quote the name",
+        )
     if kind_of == "extra_forbidden":
         fields = list(model.model_fields)
         known = ", ".join(fields)
