@@ -59,6 +59,28 @@ def test_reference_checkpoint_loads(name: str, keys: dict[str, list[tuple[str, l
         assert float(value.reshape(-1)[0]) == i, f"'{key}' got '{mapping[key]}', expected '{entries[i][0]}'"
 
 
+#: how the reference checkpoint loads into each of these zoo specs: "by name" where the
+#: spec's layer names give the reference's state_dict keys, one for one; "by order" where
+#: some keys differ and are paired by position (which checks only their shapes)
+LOADS = {
+    "squeezenet1_0": "by order",
+    "squeezenet1_1": "by order",
+    "resnext50_32x4d": "by order",
+    "wide_resnet50_2": "by order",
+    "mnasnet1_0": "by order",
+}
+
+
+@pytest.mark.parametrize("name", sorted(LOADS))
+def test_how_a_reference_checkpoint_loads(name: str, keys: dict[str, list[tuple[str, list[int]]]]) -> None:
+    ours = list(empty_model(name).state_dict())
+    theirs = [k for k, _ in keys[name]]
+    if LOADS[name] == "by name":
+        assert ours == theirs
+    else:
+        assert ours != theirs and len(ours) == len(theirs)
+
+
 def test_a_mismatch_names_the_first_mismatching_key_and_both_shapes(keys: Any) -> None:
     model = empty_model("vgg11")
     entries = keys["vgg16"]
@@ -115,7 +137,8 @@ def test_checkpoints_without_batch_counters_load() -> None:
 
 # Models cheap enough for the test suite at a small resolution; the benchmark
 # (benchmarks/bench_torch.py) runs the large ones at full size.
-NUMERIC = ["alexnet", "vgg16_bn", "resnet18", "mobilenet_v2", "densenet121"]
+NUMERIC = ["alexnet", "vgg16_bn", "resnet18", "mobilenet_v2", "densenet121", "squeezenet1_0", "squeezenet1_1"]
+NUMERIC += ["resnext50_32x4d", "wide_resnet50_2", "mnasnet1_0"]
 
 
 def random_reference(name: str) -> Any:

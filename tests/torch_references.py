@@ -135,12 +135,13 @@ class BasicBlock(nn.Module):
 class Bottleneck(nn.Module):
     expansion = 4
 
-    def __init__(self, c_in: int, mid: int, stride: int = 1) -> None:
+    def __init__(self, c_in: int, planes: int, stride: int = 1, groups: int = 1, base_width: int = 64) -> None:
         super().__init__()
-        out = mid * 4
+        out = planes * 4
+        mid = int(planes * (base_width / 64.0)) * groups  # ResNeXt and Wide ResNet widen the middle
         self.conv1 = nn.Conv2d(c_in, mid, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(mid)
-        self.conv2 = nn.Conv2d(mid, mid, 3, stride=stride, padding=1, bias=False)  # v1.5: stride here
+        self.conv2 = nn.Conv2d(mid, mid, 3, stride=stride, padding=1, groups=groups, bias=False)  # v1.5: stride here
         self.bn2 = nn.BatchNorm2d(mid)
         self.conv3 = nn.Conv2d(mid, out, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(out)
@@ -160,13 +161,18 @@ RESNET_DEPTHS: dict[str, tuple[type[nn.Module], tuple[int, ...]]] = {
     "resnet34": (BasicBlock, (3, 4, 6, 3)),
     "resnet50": (Bottleneck, (3, 4, 6, 3)),
     "resnet101": (Bottleneck, (3, 4, 23, 3)),
+    "resnext50_32x4d": (Bottleneck, (3, 4, 6, 3)),
+    "wide_resnet50_2": (Bottleneck, (3, 4, 6, 3)),
 }
+#: the bottleneck's groups and width per group, where not ResNet's (1, 64)
+RESNET_WIDTHS = {"resnext50_32x4d": {"groups": 32, "base_width": 4}, "wide_resnet50_2": {"base_width": 128}}
 
 
 class ResNet(nn.Module):
     def __init__(self, depth: str = "resnet50", classes: int = 1000) -> None:
         super().__init__()
         block, counts = RESNET_DEPTHS[depth]
+        width = RESNET_WIDTHS.get(depth, {})
         self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
@@ -175,7 +181,7 @@ class ResNet(nn.Module):
         for i, (n, mid) in enumerate(zip(counts, (64, 128, 256, 512))):
             blocks = []
             for k in range(n):
-                blocks.append(block(c_in, mid, 2 if k == 0 and i > 0 else 1))
+                blocks.append(block(c_in, mid, 2 if k == 0 and i > 0 else 1, **width))
                 c_in = mid * block.expansion  # type: ignore[attr-defined]
             setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
@@ -323,6 +329,119 @@ class DenseNet(nn.Module):
         return self.classifier(torch.flatten(F.adaptive_avg_pool2d(x, (1, 1)), 1))
 
 
+# --- SqueezeNet ---------------------------------------------------------------------
+
+
+class Fire(nn.Module):
+    def __init__(self, c_in: int, squeeze: int, expand: int) -> None:
+        super().__init__()
+        self.squeeze = nn.Conv2d(c_in, squeeze, 1)
+        self.squeeze_activation = nn.ReLU(inplace=True)
+        self.expand1x1 = nn.Conv2d(squeeze, expand, 1)
+        self.expand1x1_activation = nn.ReLU(inplace=True)
+        self.expand3x3 = nn.Conv2d(squeeze, expand, 3, padding=1)
+        self.expand3x3_activation = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.squeeze_activation(self.squeeze(x))
+        return torch.cat(
+            [self.expand1x1_activation(self.expand1x1(x)), self.expand3x3_activation(self.expand3x3(x))], 1
+        )
+
+
+class SqueezeNet(nn.Module):
+    def __init__(self, version: str = "1_0", classes: int = 1000, dropout: float = 0.5) -> None:
+        super().__init__()
+
+        def pool() -> nn.Module:
+            return nn.MaxPool2d(3, stride=2, ceil_mode=True)
+
+        if version == "1_0":
+            self.features = nn.Sequential(
+                nn.Conv2d(3, 96, 7, stride=2), nn.ReLU(inplace=True), pool(),
+                Fire(96, 16, 64), Fire(128, 16, 64), Fire(128, 32, 128), pool(),
+                Fire(256, 32, 128), Fire(256, 48, 192), Fire(384, 48, 192), Fire(384, 64, 256), pool(),
+                Fire(512, 64, 256),
+            )  # fmt: skip
+        else:
+            self.features = nn.Sequential(
+                nn.Conv2d(3, 64, 3, stride=2), nn.ReLU(inplace=True), pool(),
+                Fire(64, 16, 64), Fire(128, 16, 64), pool(),
+                Fire(128, 32, 128), Fire(256, 32, 128), pool(),
+                Fire(256, 48, 192), Fire(384, 48, 192), Fire(384, 64, 256), Fire(512, 64, 256),
+            )  # fmt: skip
+        final = nn.Conv2d(512, classes, 1)
+        self.classifier = nn.Sequential(nn.Dropout(dropout), final, nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d((1, 1)))
+        for m in self.modules() if not on_meta(self) else ():  # torchvision's SqueezeNet initialisation
+            if isinstance(m, nn.Conv2d):
+                if m is final:
+                    nn.init.normal_(m.weight, mean=0.0, std=0.01)
+                else:
+                    nn.init.kaiming_uniform_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(self.classifier(self.features(x)), 1)
+
+
+# --- MnasNet ------------------------------------------------------------------------
+
+MNASNET_MOMENTUM = 1 - 0.9997  # torchvision's: TensorFlow's decay 0.9997
+
+
+def bn(c: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(c, momentum=MNASNET_MOMENTUM)
+
+
+class MnasBlock(nn.Module):
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, t: int) -> None:
+        super().__init__()
+        mid = c_in * t
+        self.residual = c_in == c_out and stride == 1
+        self.layers = nn.Sequential(
+            nn.Conv2d(c_in, mid, 1, bias=False), bn(mid), nn.ReLU(inplace=True),
+            nn.Conv2d(mid, mid, kernel, stride, kernel // 2, groups=mid, bias=False), bn(mid), nn.ReLU(inplace=True),
+            nn.Conv2d(mid, c_out, 1, bias=False), bn(c_out),
+        )  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x) + x if self.residual else self.layers(x)
+
+
+class MnasNet(nn.Module):
+    #: (out, kernel, stride, expansion, repeats) of each stack, after 16 channels
+    STACKS = ((24, 3, 2, 3, 3), (40, 5, 2, 3, 3), (80, 5, 2, 6, 3), (96, 3, 1, 6, 2), (192, 5, 2, 6, 4), (320, 3, 1, 6, 1))  # fmt: skip
+
+    def __init__(self, classes: int = 1000, dropout: float = 0.2) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [
+            nn.Conv2d(3, 32, 3, padding=1, stride=2, bias=False), bn(32), nn.ReLU(inplace=True),
+            nn.Conv2d(32, 32, 3, padding=1, groups=32, bias=False), bn(32), nn.ReLU(inplace=True),
+            nn.Conv2d(32, 16, 1, bias=False), bn(16),
+        ]  # fmt: skip
+        c_in = 16
+        for c_out, kernel, stride, t, n in self.STACKS:
+            stack = [MnasBlock(c_in if i == 0 else c_out, c_out, kernel, stride if i == 0 else 1, t) for i in range(n)]
+            layers.append(nn.Sequential(*stack))
+            c_in = c_out
+        layers += [nn.Conv2d(c_in, 1280, 1, bias=False), bn(1280), nn.ReLU(inplace=True)]
+        self.layers = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(nn.Dropout(dropout, inplace=True), nn.Linear(1280, classes))
+        for m in self.modules() if not on_meta(self) else ():  # torchvision's MnasNet initialisation
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.kaiming_uniform_(m.weight, mode="fan_out", nonlinearity="sigmoid")
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.layers(x).mean([2, 3]))
+
+
 #: spec name -> a builder of the hand-written module (keyword: classes). Adding a
 #: reference for a new zoo spec is an entry here; the tests and the benchmark use it.
 REFERENCES: dict[str, Callable[..., nn.Module]] = {
@@ -332,6 +451,9 @@ REFERENCES: dict[str, Callable[..., nn.Module]] = {
     **{name: (lambda name=name, **kw: ResNet(name, **kw)) for name in RESNET_DEPTHS},
     "mobilenet_v2": lambda **kw: MobileNetV2(**kw),
     "densenet121": lambda **kw: DenseNet(**kw),
+    "squeezenet1_0": lambda **kw: SqueezeNet("1_0", **kw),
+    "squeezenet1_1": lambda **kw: SqueezeNet("1_1", **kw),
+    "mnasnet1_0": lambda **kw: MnasNet(**kw),
 }
 
 
