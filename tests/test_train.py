@@ -308,7 +308,16 @@ def test_run_directory(tmp_path: Path, tiny: Path) -> None:
     named = netspec.train(netspec.load(tiny), path, out=out, name="mine", **QUICK)  # a loaded Spec
     assert [first.directory, second.directory, named.directory] == [out / "tiny" / n for n in ("1", "2", "mine")]
     files = sorted(os.listdir(first.directory))
-    assert files == ["best.pt", "config.yaml", "last.pt", "metrics.csv", "spec.yaml", "test.json"]  # no temporaries
+    assert files == [
+        "best.pt",
+        "config.yaml",
+        "confusion.csv",
+        "curves.png",
+        "last.pt",
+        "metrics.csv",
+        "spec.yaml",
+        "test.json",
+    ]  # no temporaries
     rows = list(csv.reader((first.directory / "metrics.csv").open()))
     assert rows[0] == list(loop.COLUMNS) and [r[0] for r in rows[1:]] == ["1", "2"]
     config = (first.directory / "config.yaml").read_text()
@@ -317,7 +326,9 @@ def test_run_directory(tmp_path: Path, tiny: Path) -> None:
     assert yaml.safe_load((named.directory / "spec.yaml").read_text()) == yaml.safe_load(TINY)
     assert config_text(None, resume=first.directory) == config
     last = torch.load(first.directory / "last.pt", weights_only=True)
-    assert {"model", "optimizer", "scheduler", "epoch", "rng", "recipe", "classes", "history", "best"} <= set(last)
+    assert {"model", "optimizer", "scheduler", "epoch", "rng", "recipe", "classes", "history", "best", "spec"} <= set(
+        last
+    )
     assert last["epoch"] == 2 and last["classes"] == ["0", "1", "2"] and last["recipe"]["epochs"] == 2
     best = torch.load(first.directory / "best.pt", weights_only=True)
     assert best["epoch"] == first.best["epoch"]
@@ -330,7 +341,9 @@ def test_run_directory(tmp_path: Path, tiny: Path) -> None:
     onnx_file = tmp_path / "best.onnx"
     netspec.export_onnx(tiny, onnx_file, weights=first.directory / "best.pt")
     assert onnx_file.stat().st_size > 0
-    assert first.test is not None and set(first.test) == {"test_loss", "test_top1", "test_top5"}
+    assert first.test is not None and {"test_loss", "test_top1", "test_top5", "confusion", "per_class_top1"} <= set(
+        first.test
+    )
     with pytest.raises(SpecError, match="the run directory exists") as e:
         netspec.train(tiny, path, out=out, name="mine", **QUICK)
     assert e.value.hint is not None and "--resume" in e.value.hint

@@ -1,6 +1,8 @@
 """The run directory: ``runs/<spec>/<n>/`` with ``config.yaml`` (the resolved recipe
 and the spec's variables), ``spec.yaml`` (the spec as it was), ``metrics.csv``, and
-``last.pt`` and ``best.pt``. Every file is written whole or not at all."""
+``last.pt`` and ``best.pt`` (their ``model`` is the evaluated weights: the EMA when
+the recipe has ``ema``), ``test.json``, ``confusion.csv`` and ``curves.png``. Every file
+is written whole or not at all."""
 
 from __future__ import annotations
 
@@ -96,3 +98,14 @@ def load_run(run_dir: str | os.PathLike[str]) -> tuple[Path, dict[str, Any], dic
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or not isinstance(config, dict):
         raise SpecError("--resume: last.pt is not a netspec training checkpoint", Location(str(run / "last.pt")))
     return run, state, config, spec_text
+
+
+def check_spec(state: Mapping[str, Any], spec: str, where: str | os.PathLike[str]) -> None:
+    """A checkpoint that names its spec must be of ``spec``."""
+    of = state.get("spec")
+    if isinstance(of, str) and of != spec:
+        raise SpecError(
+            f"the checkpoint is of spec '{of}', not '{spec}'",
+            Location(os.fspath(where)),
+            hint=f"give spec '{of}', or weights trained for '{spec}'",
+        )

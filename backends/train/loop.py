@@ -15,6 +15,8 @@ from torch import nn
 
 from netspec.backends.train.augment import Pipeline
 from netspec.backends.train.data import Data, Split
+from netspec.backends.train.ema import EMA
+from netspec.backends.train.metrics import Metrics, Tally
 from netspec.errors import SpecError
 from netspec.spec.recipe import Recipe
 
@@ -24,6 +26,15 @@ _AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 class Diverged(SpecError):
     """The loss became NaN or infinite."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training stopped between two steps on request (Ctrl-C): the trainer's state is
+    whole, and ``state()`` resumes exactly from step ``step`` of epoch ``epoch``."""
+
+    def __init__(self, epoch: int, step: int, steps: int) -> None:
+        super().__init__(f"interrupted in epoch {epoch} before step {step + 1} of {steps}")
+        self.epoch, self.step, self.steps = epoch, step, steps
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -79,7 +90,15 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda") if r.precision == "fp16" else None
         self.pipeline = Pipeline(r.augment, data.train.x, r.seed + 1, device, len(data.classes))
         self.shuffle = torch.Generator().manual_seed(r.seed + 2)
+        self.ema = EMA(model, r.ema) if r.ema is not None else None
         self.epoch = 0  # epochs done
+        self.partial: dict[str, Any] | None = None  # the epoch under way where it was interrupted
+        self.stop_requested = False  # set from outside (a SIGINT handler): stop before the next step
+
+    @property
+    def evaluated(self) -> nn.Module:
+        """The module validation, test and the saved ``model`` use: the EMA when on."""
+        return self.ema.module if self.ema is not None else self.module
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.recipe.precision == "fp32":
@@ -89,17 +108,35 @@ class Trainer:
     def _input(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.recipe.channels_last else x
 
-    def train_epoch(self) -> dict[str, float]:
-        """One epoch; returns its train metrics and learning rate (at its last step)."""
+    def train_epoch(self, progress: Callable[[int, torch.Tensor], None] | None = None) -> dict[str, float]:
+        """One epoch (or the rest of an interrupted one); returns its train metrics and
+        learning rate (at its last step). ``progress(steps done, loss)`` is called
+        after each step. With ``stop_requested`` set, stops between two steps, keeps
+        the epoch so far in ``partial`` (``state()`` saves it) and raises ``Interrupted``."""
         r, train = self.recipe, self.data.train
         self.module.train()
         start = time.perf_counter()
-        order = torch.randperm(len(train), generator=self.shuffle).to(self.device)
         # kept on the device and checked once per epoch: no sync, and no op more than needed, per step
         losses: list[torch.Tensor] = []
         hits: list[torch.Tensor] = []
+        if self.partial is not None:  # resume inside the epoch, where it stopped
+            part, self.partial = self.partial, None
+            order, done, earlier = part["order"].to(self.device), int(part["step"]), float(part["seconds"])
+            losses, hits = list(part["losses"].to(self.device).unbind()), list(part["hits"].to(self.device).unbind())
+        else:
+            order, done, earlier = torch.randperm(len(train), generator=self.shuffle).to(self.device), 0, 0.0
         lr = self.optimizer.param_groups[0]["lr"]
-        for x, y in train.batches(order[: self.steps * r.batch_size], r.batch_size):
+        batches = train.batches(order[done * r.batch_size : self.steps * r.batch_size], r.batch_size)
+        for step, (x, y) in enumerate(batches, done):
+            if self.stop_requested:
+                self.partial = {
+                    "order": order.cpu(),
+                    "step": step,
+                    "losses": torch.stack(losses).cpu() if losses else torch.zeros(0),
+                    "hits": torch.stack(hits).cpu() if hits else torch.zeros(0, dtype=torch.int64),
+                    "seconds": earlier + time.perf_counter() - start,
+                }
+                raise Interrupted(self.epoch + 1, step, self.steps)
             x, target = self.pipeline.train(x, y)
             with self._autocast():
                 logits = self.model(self._input(x))
@@ -117,13 +154,17 @@ class Trainer:
                 self.scaler.update()
             else:
                 self.optimizer.step()
+            if self.ema is not None:
+                self.ema.update()
             lr = self.optimizer.param_groups[0]["lr"]
             self.scheduler.step()
             losses.append(loss.detach())
             hits.append((logits.argmax(1) == y).sum())
+            if progress is not None:
+                progress(step + 1, losses[-1])
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        seconds = time.perf_counter() - start
+        seconds = earlier + time.perf_counter() - start
         loss_of = torch.stack(losses)
         bad = (~torch.isfinite(loss_of)).nonzero()
         if len(bad):
@@ -142,29 +183,29 @@ class Trainer:
         }
 
     @torch.no_grad()
-    def evaluate(self, split: Split) -> dict[str, float]:
-        """Loss (no label smoothing), top-1 and top-5 accuracy over ``split``."""
-        self.module.eval()
-        loss = torch.zeros((), device=self.device)
-        top1 = torch.zeros((), device=self.device)
-        top5 = torch.zeros((), device=self.device)
+    def evaluate(self, split: Split) -> Metrics:
+        """Loss (no label smoothing), top-1, top-5 and the confusion matrix over
+        ``split``, with the evaluated module (the EMA when on)."""
+        model = self.evaluated
+        model.eval()
+        forward = self.model if model is self.module else model
+        tally = Tally(len(self.data.classes), self.device)
         for x, y in split.batches(torch.arange(len(split), device=split.y.device), 2 * self.recipe.batch_size):
             with self._autocast():
-                logits = self.model(self._input(self.pipeline.eval(x))).float()
-            loss += F.cross_entropy(logits, y, reduction="sum")
-            best = logits.topk(min(5, logits.shape[1]), dim=1).indices
-            top1 += (best[:, 0] == y).sum()
-            top5 += (best == y[:, None]).any(1).sum()
-        n = max(1, len(split))
-        return {"loss": loss.item() / n, "top1": top1.item() / n, "top5": top5.item() / n}
+                tally.add(forward(self._input(self.pipeline.eval(x))), y)
+        return tally.result(self.data.classes)
 
     def state(self) -> dict[str, Any]:
+        """Everything the next step depends on. ``model`` is the evaluated module's
+        state_dict (the EMA when on); with EMA, ``ema`` holds the trained weights too."""
         return {
-            "model": self.module.state_dict(),
+            "model": self.evaluated.state_dict(),
+            "ema": None if self.ema is None else {**self.ema.state(), "trained": self.module.state_dict()},
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "epoch": self.epoch,
+            "partial": self.partial,
             "rng": {
                 "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -174,12 +215,18 @@ class Trainer:
         }
 
     def restore(self, state: dict[str, Any]) -> None:
-        self.module.load_state_dict(state["model"])
+        ema = state.get("ema")
+        if self.ema is not None and ema is not None:
+            self.module.load_state_dict(ema["trained"])
+            self.ema.restore(state["model"], ema)
+        else:
+            self.module.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if self.scaler is not None and state["scaler"] is not None:
             self.scaler.load_state_dict(state["scaler"])
         self.epoch = state["epoch"]
+        self.partial = state.get("partial")
         rng = state["rng"]
         torch.set_rng_state(rng["torch"])
         if rng["cuda"] and torch.cuda.is_available():

@@ -3,10 +3,14 @@ module out. Everything the user gave is checked before the run directory is made
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import sys
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +22,11 @@ from torch import nn
 from netspec.analysis import Analysis, analyze
 from netspec.backends.torch import build, resolve_device
 from netspec.backends.train import checkpoint, data
-from netspec.backends.train.loop import COLUMNS, Trainer
+from netspec.backends.train.augment import DETERMINISTIC
+from netspec.backends.train.curves import write_curves
+from netspec.backends.train.loop import COLUMNS, Interrupted, Trainer
+from netspec.backends.train.metrics import Metrics, confusion_csv, format_metrics
+from netspec.backends.train.progress import Progress
 from netspec.errors import Location, SpecError, did_you_mean
 from netspec.spec.load import Spec, load_text, read_spec_file
 from netspec.spec.recipe import Recipe, resolve
@@ -34,7 +42,8 @@ class Run:
     module: nn.Module
     history: list[dict[str, float]] = field(default_factory=list)
     best: dict[str, float] = field(default_factory=dict)  # the metrics.csv row of the best epoch (val top-1)
-    test: dict[str, float] | None = None  # the final model on the test split, when the data has one
+    #: the final model on the test split, when the data has one: test.json's contents
+    test: dict[str, Any] | None = None
     classes: list[str] = field(default_factory=list)
 
 
@@ -106,7 +115,8 @@ def train(
 ) -> Run:
     """Train a spec (see ``plan`` for the options), or continue the run ``resume``
     from its last.pt with its own recipe. ``on_epoch`` is called with each epoch's
-    metrics after its checkpoint is written."""
+    metrics after its checkpoint is written. Ctrl-C stops between two steps, writes
+    last.pt there (resumable exactly) and raises ``KeyboardInterrupt``."""
     state: dict[str, Any] | None = None
     run_dir: Path | None = None
     if resume is not None:
@@ -133,59 +143,129 @@ def train(
     history: list[dict[str, float]] = []
     best: dict[str, float] = {}
     if state is not None:
+        assert run_dir is not None
+        checkpoint.check_spec(state, p.spec.name, run_dir / "last.pt")
         trainer.restore(state)
         history, best = list(state["history"]), dict(state["best"])
     if run_dir is None:
         run_dir = checkpoint.new_run_dir(out, p.spec.name, name)
         checkpoint.write_config(run_dir, p.config, p.spec_text)
+    show = Progress(quiet, r.epochs, trainer.steps, r.batch_size)
+    saved_meta = {
+        "spec": p.spec.name,
+        "variables": dict(p.spec.variables),
+        "recipe": p.config["recipe"],
+        "classes": d.classes,
+        "eval_transform": [e.model_dump(mode="json") for e in trainer.pipeline.entries if e.op in DETERMINISTIC],
+    }
 
-    def log(line: str) -> None:
-        if not quiet:
-            print(line, flush=True)
+    def save(path: Path) -> None:
+        checkpoint.save(path, {**trainer.state(), "history": history, "best": best, **saved_meta})
 
-    log(f"{p.spec.name}: {len(d.train)} train / {len(d.val)} val images, {r.epochs} epochs on {dev}, run {run_dir}")
-    while trainer.epoch < r.epochs:
-        start = time.perf_counter()
-        metrics = trainer.train_epoch()
-        val = trainer.evaluate(d.val)
-        row = {
-            "epoch": trainer.epoch,
-            "train_loss": metrics["train_loss"],
-            "train_top1": metrics["train_top1"],
-            "val_loss": val["loss"],
-            "val_top1": val["top1"],
-            "val_top5": val["top5"],
-            "lr": metrics["lr"],
-            "images_per_s": metrics["images_per_s"],
-            "seconds": time.perf_counter() - start,
-        }
-        history.append(row)
-        checkpoint.write_metrics(run_dir, COLUMNS, history)
-        improved = not best or (row["val_top1"], -row["val_loss"]) > (best["val_top1"], -best["val_loss"])
-        if improved:
-            best = row
-        saved = {
-            **trainer.state(),
-            "history": history,
-            "best": best,
-            "recipe": p.config["recipe"],
-            "classes": d.classes,
-        }
-        if improved:
-            checkpoint.save(run_dir / "best.pt", saved)
-        checkpoint.save(run_dir / "last.pt", saved)
-        log(_line(row, r.epochs))
-        if on_epoch is not None:
-            on_epoch(row)
+    where = (
+        f"epoch {trainer.epoch + 1}"
+        if trainer.partial is None
+        else f"epoch {trainer.epoch + 1}, step {trainer.partial['step'] + 1}"
+    )
+    show.line(
+        f"{p.spec.name}: {len(d.train)} train / {len(d.val)} val images, {r.epochs} epochs on {dev}, run {run_dir}"
+        + (f" (resumed at {where})" if state is not None and trainer.epoch < r.epochs else "")
+    )
+    drawn = time.perf_counter()
+    with _stop_on_sigint(trainer):
+        try:
+            while trainer.epoch < r.epochs:
+                start = time.perf_counter()
+                show.start(trainer.epoch + 1)
+                try:
+                    metrics = trainer.train_epoch(show.step)
+                finally:
+                    show.end()
+                val = trainer.evaluate(d.val)
+                row = {
+                    "epoch": trainer.epoch,
+                    "train_loss": metrics["train_loss"],
+                    "train_top1": metrics["train_top1"],
+                    "val_loss": val.loss,
+                    "val_top1": val.top1,
+                    "val_top5": val.top5,
+                    "lr": metrics["lr"],
+                    "images_per_s": metrics["images_per_s"],
+                    "seconds": time.perf_counter() - start,
+                }
+                history.append(row)
+                checkpoint.write_metrics(run_dir, COLUMNS, history)
+                improved = not best or (row["val_top1"], -row["val_loss"]) > (best["val_top1"], -best["val_loss"])
+                if improved:
+                    best = row
+                    save(run_dir / "best.pt")
+                save(run_dir / "last.pt")
+                show.line(_line(row, r.epochs))
+                if time.perf_counter() - drawn > CURVES_EVERY_S:
+                    _curves(run_dir, history, p.spec.name)
+                    drawn = time.perf_counter()
+                if on_epoch is not None:
+                    on_epoch(row)
+        except Interrupted as stop:
+            save(run_dir / "last.pt")  # between two steps: the state is whole
+            _curves(run_dir, history, p.spec.name)
+            print(
+                f"{stop}: last.pt keeps the run as it was there ({stop.epoch - 1} epochs and {stop.step} steps done)\n"
+                f"  resume: netspec train --resume {run_dir}",
+                file=sys.stderr,
+                flush=True,
+            )
+            raise
+        except KeyboardInterrupt:  # a second Ctrl-C: stopped at once, the last checkpoint stays
+            print(
+                f"stopped: last.pt holds the run after epoch {len(history)}\n  resume: netspec train --resume {run_dir}",
+                file=sys.stderr,
+                flush=True,
+            )
+            raise
+    _curves(run_dir, history, p.spec.name)
     test = None
     if d.test is not None:
         t = trainer.evaluate(d.test)
-        test = {"test_loss": t["loss"], "test_top1": t["top1"], "test_top5": t["top5"]}
+        test = {"test_loss": t.loss, "test_top1": t.top1, "test_top5": t.top5, **_test_details(t)}
         checkpoint.write_text(run_dir / "test.json", json.dumps(test, indent=2) + "\n", "test metrics")
-        log(
-            f"test: loss {t['loss']:.4f}  top-1 {100 * t['top1']:.2f}%  top-5 {100 * t['top5']:.2f}%  ({len(d.test)} images)"
-        )
-    return Run(run_dir, r, model, history, best, test, d.classes)
+        checkpoint.write_text(run_dir / "confusion.csv", confusion_csv(t), "confusion matrix")
+        show.line(format_metrics(t, "test" + (" (EMA weights)" if trainer.ema is not None else "")))
+    return Run(run_dir, r, trainer.evaluated, history, best, test, d.classes)
+
+
+#: curves.png is redrawn after an epoch when this long has passed since the last drawing (and at the end)
+CURVES_EVERY_S = 30.0
+
+
+def _curves(run_dir: Path, history: list[dict[str, float]], name: str) -> None:
+    if history:
+        write_curves(run_dir / "curves.png", history, f"{name} ({run_dir})")
+
+
+def _test_details(t: Metrics) -> dict[str, Any]:
+    return {"images": t.images, "classes": t.classes, "per_class_top1": t.per_class, "confusion": t.confusion}
+
+
+@contextlib.contextmanager
+def _stop_on_sigint(trainer: Trainer) -> Iterator[None]:
+    """The first Ctrl-C asks the trainer to stop before its next step; a second one
+    interrupts at once. Only in the main thread (the only one Python signals)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if trainer.stop_requested:
+            signal.signal(signal.SIGINT, previous)
+            raise KeyboardInterrupt
+        trainer.stop_requested = True
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _line(row: Mapping[str, float], epochs: int) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 
 from netspec.errors import Location, SpecError, did_you_mean
 from netspec.spec.augment import Augmentation, Crop
@@ -45,6 +45,18 @@ class Recipe(Strict):
     seed: int = 0
     val_split: Annotated[float, Field(gt=0, lt=1)] = 0.1  # share of the training data held out
     augment: list[Augmentation] = Field(default_factory=_light)
+    #: decay of an exponential moving average of the weights, used for evaluation (off: none)
+    ema: Annotated[float, Field(gt=0, lt=1)] | None = None
+
+    @field_validator("ema", mode="before")
+    @classmethod
+    def _ema_off(cls, value: Any) -> Any:
+        # YAML reads ``ema: off`` as false; ``--ema off`` arrives as text
+        if value is False or (isinstance(value, str) and value.strip().lower() in ("off", "none", "null")):
+            return None
+        if value is True:
+            raise ValueError("ema is a decay such as 0.999, or off")
+        return value
 
 
 def resolve(base: Recipe | None, overrides: Mapping[str, Any], flags: bool = False) -> Recipe:
