@@ -41,13 +41,13 @@ import linecache
 import os
 import re
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from netspec.analysis import Analysis
-from netspec.backends.common import analysis_of, check_directory, match_keys, write_atomic
+from netspec.backends.common import analysis_of, check_directory, match_keys, shape_of, write_atomic
 from netspec.errors import Location, SpecError
 from netspec.graph.ir import Node
 from netspec.names import NESTED_RESERVED, ROOT_RESERVED, reserved_error, reserved_why
@@ -767,22 +767,166 @@ def _read_state_dict(source: str | os.PathLike[str] | Mapping[str, Any]) -> tupl
     raise SpecError(f"the weights file holds a {type(data).__name__}, not a state_dict", where)
 
 
-def load_weights(model: nn.Module, state_dict: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str, str]:
+@dataclass(frozen=True)
+class LoadReport:
+    """What a non-strict ``load_weights`` did, tensor by tensor (model keys unless
+    said otherwise). ``print(report)`` gives a short table: counts, and the layers of
+    what was not loaded."""
+
+    loaded: dict[str, str]  # model key -> the checkpoint key it got
+    skipped: dict[str, tuple[str, list[int], list[int]]]  # -> (checkpoint key, model shape, its shape)
+    excluded: list[str]
+    missing: list[str]  # no checkpoint tensor for them: they keep their initialisation
+    unexpected: list[str]  # checkpoint keys that fed nothing
+    layers: tuple[str, ...] = ()  # the model's layer names, to name the keys' layers
+
+    def rows(self) -> list[tuple[str, int, list[str]]]:
+        """(what, how many tensors, which layers) per kind of outcome."""
+        from netspec.backends.layer_names import collapse
+
+        return [
+            ("loaded", len(self.loaded), []),
+            ("skipped for shape", len(self.skipped), collapse(self.skipped, self.layers)),
+            ("excluded", len(self.excluded), collapse(self.excluded, self.layers)),
+            ("missing", len(self.missing), collapse(self.missing, self.layers)),
+            ("unexpected", len(self.unexpected), collapse(self.unexpected)),
+        ]
+
+    def __str__(self) -> str:
+        from netspec.errors import name_list
+
+        rows = self.rows()
+        width = max(len(what) for what, _, _ in rows)
+        digits = max(len(str(n)) for _, n, _ in rows)
+        lines = [f"{what:<{width}}  {n:>{digits}}  {name_list(names, 8)}".rstrip() for what, n, names in rows]
+        return "\n".join(["weights (tensors)", *lines])
+
+
+@overload
+def load_weights(
+    model: nn.Module,
+    state_dict: str | os.PathLike[str] | Mapping[str, Any],
+    *,
+    strict: Literal[True] = True,
+    exclude: Sequence[str] = (),
+    analysis: Analysis | None = None,
+) -> dict[str, str]: ...
+@overload
+def load_weights(
+    model: nn.Module,
+    state_dict: str | os.PathLike[str] | Mapping[str, Any],
+    *,
+    strict: Literal[False],
+    exclude: Sequence[str] = (),
+    analysis: Analysis | None = None,
+) -> LoadReport: ...
+@overload
+def load_weights(
+    model: nn.Module,
+    state_dict: str | os.PathLike[str] | Mapping[str, Any],
+    *,
+    strict: bool,
+    exclude: Sequence[str] = (),
+    analysis: Analysis | None = None,
+) -> dict[str, str] | LoadReport: ...
+def load_weights(
+    model: nn.Module,
+    state_dict: str | os.PathLike[str] | Mapping[str, Any],
+    *,
+    strict: bool = True,
+    exclude: Sequence[str] = (),
+    analysis: Analysis | None = None,
+) -> dict[str, str] | LoadReport:
     """Load a checkpoint of an equivalent model into ``model``.
 
     Keys that agree by name are mapped by name; the others are paired in order (the
-    model's remaining keys with the checkpoint's remaining keys, as both list them),
-    and every pair must agree in shape. A mismatch raises a ``SpecError`` naming the
-    first mismatching key and both shapes. Checkpoints without BatchNorm's
-    ``num_batches_tracked`` counters load too (the model keeps its own). Returns
-    the mapping from the model's keys to the checkpoint's.
+    model's remaining keys with the checkpoint's remaining keys, as both list them).
+    Checkpoints without BatchNorm's ``num_batches_tracked`` counters load too (the
+    model keeps its own).
+
+    ``strict`` (the default): every pair must agree in shape and nothing may be left
+    over; a mismatch raises a ``SpecError`` naming the first mismatching key and both
+    shapes. Returns the mapping from the model's keys to the checkpoint's.
+
+    ``strict=False`` (fine-tuning): loads every pair that agrees in shape, skips the
+    others (a new head) and the model keys whose layers ``exclude`` picks (prefixes or
+    globs), and returns a ``LoadReport``. Loading nothing is a SpecError, and so is a
+    layer of the backbone left unloaded (skipped or missing, not excluded) while the
+    head changed size: the sign of a checkpoint of another architecture. The head is
+    read from ``analysis`` when given (``layer_names.head``), else it is the layer of
+    the model's last parameter.
     """
     source, where = _read_state_dict(state_dict)
     target = model.state_dict()
-    mapping: dict[str, str] = match_keys({k: list(v.shape) for k, v in target.items()}, source, where)
-    # strict unless BatchNorm counters were left to the model (a checkpoint without them)
-    model.load_state_dict({k: source[src] for k, src in mapping.items()}, strict=len(mapping) == len(target))
-    return mapping
+    if strict:
+        if exclude:
+            raise SpecError("exclude needs strict=False", where, hint="excluded layers are not loaded: not strict")
+        mapping: dict[str, str] = match_keys({k: list(v.shape) for k, v in target.items()}, source, where)
+        # strict unless BatchNorm counters were left to the model (a checkpoint without them)
+        model.load_state_dict({k: source[src] for k, src in mapping.items()}, strict=len(mapping) == len(target))
+        return mapping
+    report = _partial(model, target, source, exclude, analysis, where)
+    model.load_state_dict({k: source[src] for k, src in report.loaded.items()}, strict=False)
+    return report
+
+
+def _partial(
+    model: nn.Module,
+    target: Mapping[str, Any],
+    source: Mapping[str, Any],
+    exclude: Sequence[str],
+    analysis: Analysis | None,
+    where: Location | None,
+) -> LoadReport:
+    """The non-strict plan of ``load_weights``: pairs as ``match_keys`` makes them,
+    sorted into loaded, skipped, excluded, missing and unexpected, then checked."""
+    from netspec.backends.layer_names import collapse, head, layer_of, pick, picks
+
+    params = [k for k, _ in model.named_parameters()]
+    layers = tuple(info.name for info in analysis.layers) if analysis is not None else tuple(collapse(target))
+    for pattern in exclude:
+        pick(pattern, [layer_of(k, layers) for k in target], "exclude pattern", where)
+    keep_counters = not any(k.endswith("num_batches_tracked") for k in source)
+    wanted = [k for k in target if not (keep_counters and k.endswith("num_batches_tracked"))]
+    by_name = {k for k in wanted if k in source}
+    rest_model = [k for k in wanted if k not in by_name]
+    rest_ckpt = [k for k in source if k not in by_name]
+    pairs = {**dict(zip(rest_model, rest_ckpt)), **{k: k for k in by_name}}
+    loaded: dict[str, str] = {}
+    skipped: dict[str, tuple[str, list[int], list[int]]] = {}
+    excluded: list[str] = []
+    missing: list[str] = []
+    for k in wanted:
+        if any(picks(p, layer_of(k, layers)) for p in exclude):
+            excluded.append(k)
+        elif k not in pairs:
+            missing.append(k)
+        elif list(target[k].shape) != shape_of(source[pairs[k]]):
+            skipped[k] = (pairs[k], list(target[k].shape), shape_of(source[pairs[k]]))
+        else:
+            loaded[k] = pairs[k]
+    report = LoadReport(loaded, skipped, excluded, missing, rest_ckpt[len(rest_model) :], layers)
+    if not loaded:
+        raise SpecError(
+            f"nothing in the checkpoint fits the model: {len(skipped)} tensors differ in shape, "
+            f"{len(missing)} are missing, {len(report.unexpected)} checkpoint tensors are unused",
+            where,
+            hint="the checkpoint must come from a model of the same architecture (a different head is fine)",
+        )
+    heads = set(head(analysis)) if analysis is not None else {layer_of(params[-1], layers)} if params else set()
+    if any(layer_of(k, layers) in heads for k in skipped):
+        owners = collapse(params, layers)
+        for k in [*skipped, *missing]:
+            layer = layer_of(k, layers)
+            if layer in owners and layer not in heads:
+                how = f"has shape {skipped[k][1]}, the checkpoint's {skipped[k][2]}" if k in skipped else "is missing"
+                raise SpecError(
+                    f"the head changed size ({', '.join(sorted(collapse(skipped, layers)[:1]))}...) but backbone "
+                    f"layer '{layer}' would start from random weights: '{k}' {how}",
+                    where,
+                    hint="check the checkpoint comes from this architecture, or exclude that layer to train it anew",
+                )
+    return report
 
 
 def write(
