@@ -256,10 +256,10 @@ def beta(alpha: float, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return gammas[0] / gammas.sum(0).clamp_min(torch.finfo(gammas.dtype).tiny)
 
 
-def _mixed(target: torch.Tensor, weight: torch.Tensor, partner: torch.Tensor) -> torch.Tensor:
-    """``weight`` of each image's own target, the rest of its partner's."""
-    w = weight[:, None].to(target.dtype)
-    return w * target + (1 - w) * target[partner]
+def _mixed(target: torch.Tensor, share: torch.Tensor, partner: torch.Tensor) -> torch.Tensor:
+    """Each image's target with ``share`` [B] of it its partner's (the partner's
+    weight is ``share`` exactly)."""
+    return torch.lerp(target, target[partner], share[:, None].to(target.dtype))
 
 
 def cutmix(x: torch.Tensor, target: torch.Tensor, a: CutMix, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -276,15 +276,14 @@ def cutmix(x: torch.Tensor, target: torch.Tensor, a: CutMix, g: torch.Generator)
     in_cols = (cols >= left) & (cols < left + bw[:, None])
     box = in_rows[:, :, None] & in_cols[:, None, :] & chosen[:, None, None]
     pasted = box.sum(dim=(1, 2)).to(target.dtype) / (h * w)  # the exact share taken
-    return torch.where(box[:, None], x[partner], x), _mixed(target, 1 - pasted, partner)
+    return torch.where(box[:, None], x[partner], x), _mixed(target, pasted, partner)
 
 
 def mixup(x: torch.Tensor, target: torch.Tensor, a: MixUp, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     chosen = _chosen(x, a.p, g)
-    lam = torch.where(chosen, beta(a.alpha, x, g), 1.0)
+    share = torch.where(chosen, 1 - beta(a.alpha, x, g), 0.0)  # 1 - lam: the partner's
     partner = torch.randperm(x.shape[0], generator=g, device=x.device)
-    weight = _per_image(lam).to(x.dtype)
-    return weight * x + (1 - weight) * x[partner], _mixed(target, lam, partner)
+    return torch.lerp(x, x[partner], _per_image(share).to(x.dtype)), _mixed(target, share, partner)
 
 
 AUGMENT: dict[str, Augment] = {
