@@ -181,9 +181,7 @@ def _folder(
     notes = []
     if found.skipped:
         n = len(found.skipped)
-        notes.append(
-            f"skipped {n} file{'s' if n > 1 else ''} that {'are' if n > 1 else 'is'} not an image (e.g. {found.skipped[0]})"
-        )
+        notes.append(f"skipped {n} non-image {'files' if n > 1 else 'file'} (e.g. {found.skipped[0]})")
     memory: dict[str, torch.Tensor] = {}
     caches: dict[str, str] = {}
 
@@ -206,7 +204,7 @@ def _folder(
     if "val" in parts:
         train, val = split("train"), split("val")
     else:
-        _, kept, _, held = _stratified(np.arange(len(parts[first].paths)), parts[first].labels, val_split, seed)
+        kept, _, held, _ = _stratified(np.arange(len(parts[first].paths)), parts[first].labels, val_split, seed)
         train, val = split(first, kept), split(first, held)
     test = split("test") if "test" in parts else None
     return Data(train, val, test, found.classes, root, notes)
