@@ -1365,3 +1365,85 @@ def test_a_parameter_named_on_gets_a_readable_error() -> None:
     e = error_of(spec("inputs: {x: [2]}", "blocks:", "  b: {params: {on: true}, layers: [relu]}", "layers: [{op: b}]"))
     assert_at(e, 3, 16)
     assert "[key]" not in e.message and "'on'" in e.format(), e.format()
+
+
+# --- names as torchvision writes them; ops from variables; checking what is left out ----
+
+DIGIT_NAMES = """
+inputs: {x: [3, 8, 8]}
+blocks:
+  conv_bn:
+    params: {out: ~}
+    layers:
+      - {op: conv2d, name: 0, out: $out, kernel: 3, padding: 1, bias: false}
+      - {op: batchnorm, name: 1}
+  inverted:
+    layers:
+      - {op: conv_bn, name: block, out: 4}
+      - {op: relu, inputs: block.1}
+layers:
+  - {op: inverted, name: features, repeat: 2}
+"""
+
+
+def test_digit_names_inside_blocks_make_torchvision_keys() -> None:
+    a = analyze_yaml(DIGIT_NAMES)
+    assert "features.1.block.0" in a.graph.nodes and a.layer("features.1.block.0").inputs == ("features.0.relu_1",)
+    torch = pytest.importorskip("torch")
+    model = netspec.compile(a)
+    keys = set(model.state_dict())
+    assert {"features.0.block.0.weight", "features.1.block.1.running_mean"} <= keys
+    assert model(torch.zeros(1, 3, 8, 8)).shape == (1, 4, 8, 8)
+
+
+def test_a_top_level_name_may_not_start_with_a_digit() -> None:
+    e = error_of(spec("inputs: {x: [3]}", "layers:", "  - {op: relu, name: 0}"))
+    assert_at(e, 3, 22)
+    assert "starts with a digit" in e.message
+
+
+def test_op_may_be_a_block_parameter() -> None:
+    text = (
+        "inputs: {x: [3, 4, 4]}\nblocks:\n  unit:\n    params: {act: relu}\n"
+        "    layers: [{op: conv2d, name: c, out: 3, kernel: 1}, {op: $act, name: a}]\n"
+        "layers:\n  - {op: unit, name: u1}\n  - {op: unit, name: u2, act: hardswish}\n  - {op: unit, name: u3, act: unit2}\n"
+        "  - {op: relu}\n"
+    )
+    e = error_of(text.replace("unit2", "sigmiod"))
+    assert "unknown op 'sigmiod' (the value of '$act')" in e.message and e.hint == "did you mean 'sigmoid'?", e.format()
+    a = analyze_yaml(text.replace("unit2", "sigmoid"))
+    assert [a.layer(f"u{k}.a").op for k in (1, 2, 3)] == ["relu", "hardswish", "sigmoid"]
+
+
+@pytest.mark.parametrize(
+    ("lines", "at", "says"),
+    [
+        (
+            ["params: {use: false}", "layers:", "  - {op: conv2d, out: 4, kernel: 1, strid: 2, when: $use}"],
+            (4, 37),
+            "'strid'",
+        ),
+        (
+            ["blocks:", "  spare: {layers: [{op: conv2d, out: 4, kernel: 1, strid: 2}]}", "layers: [relu]"],
+            (3, 52),
+            "'strid'",
+        ),
+        (["blocks:", "  spare: {layers: [{op: cnov2d}]}", "layers: [relu]"], (3, 25), "'cnov2d'"),
+        (
+            ["blocks:", "  b: {params: {out: 1}, layers: [relu]}", "layers:", "  - {op: b, outt: 2, when: false}"],
+            (5, 13),
+            "'outt'",
+        ),
+    ],
+    ids=["left-out-layer", "unused-block", "unknown-op-in-unused-block", "left-out-instance"],
+)
+def test_check_sees_attribute_and_op_names_of_layers_it_leaves_out(
+    lines: list[str], at: tuple[int, int], says: str
+) -> None:
+    e = error_of(
+        spec(lines[0], "inputs: {x: [4, 8, 8]}", *lines[1:])
+        if lines[0].startswith("params")
+        else spec("inputs: {x: [4, 8, 8]}", *lines)
+    )
+    assert_at(e, *at)
+    assert says in e.message and e.hint is not None and "did you mean" in e.hint, e.format()

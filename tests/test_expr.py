@@ -78,3 +78,23 @@ def test_undefined_variable_suggests_the_closest() -> None:
     with pytest.raises(ExprError) as e:
         evaluate("$widht", VARS)
     assert e.value.hint == "did you mean 'width'?"
+
+
+# --- shape functions ---------------------------------------------------------------
+
+
+def test_shape_functions_read_the_axis_the_lookup_gives() -> None:
+    from netspec.spec.expr import is_expression
+
+    shapes = {"x": (64, 28, 14), "stage2.0": (24, 7, 7)}
+    assert evaluate("channels(x) // 2", {}, shapes.__getitem__) == 32
+    assert evaluate("height(x) * width( x )", {}, shapes.__getitem__) == 28 * 14
+    assert evaluate("$s == 1 and channels(stage2.0) == $out", {"s": 1, "out": 24}, shapes.__getitem__) is True
+    assert is_expression("channels(x) // 2") and not is_expression("same") and not is_expression("channels")
+
+
+def test_a_shape_function_without_layers_in_sight_is_an_error() -> None:
+
+    with pytest.raises(ExprError, match=r"channels\(x\) reads a layer's shape") as e:
+        evaluate("1 + channels(x)", {})
+    assert e.value.offset == 4
