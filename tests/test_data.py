@@ -397,6 +397,10 @@ def test_the_cache_is_rebuilt_when_the_data_changes(tmp_path: Path, monkeypatch:
         Path(second.train.path).name
     ]  # the old one went
     assert (200,) * 64 in everything(second) and (200,) * 64 not in before
+    images, cut = everything(second), Path(second.train.path)
+    cut.write_bytes(cut.read_bytes()[:200])  # a cache cut short is rebuilt
+    third = data.load(str(tmp_path), spec(), 0.34, 0, {}, workers=0)
+    assert any("built the image cache" in n for n in third.notes) and everything(third) == images
     bigger = data.load(str(tmp_path), spec(**{"[1, 8, 8]": "[1, 6, 6]"}), 0.34, 0, {}, workers=0)
     assert isinstance(bigger.train, stream.StreamSplit) and "-1x6x6-" in bigger.train.path
     monkeypatch.setenv(stream.STREAM_ENV, str(10**9))

@@ -191,9 +191,8 @@ def _folder(
         y = torch.from_numpy(part.labels[rows])
         if streamed:
             if name not in caches:
-                path = stream.cache_path(part.root, name, part.paths, found.classes, (c, h, w))
-                built = not path.is_file()
-                caches[name] = os.fspath(stream.cached(part.root, name, part.paths, found.classes, (c, h, w)))
+                path, built = stream.cached(part.root, name, part.paths, found.classes, (c, h, w))
+                caches[name] = os.fspath(path)
                 notes.append(f"{'built' if built else 'streaming from'} the image cache {caches[name]}")
             return stream.StreamSplit.of(caches[name], rows, y, stream.WORKERS if workers is None else workers)
         if name not in memory:

@@ -53,26 +53,32 @@ def cache_path(root: str, part: str, paths: Sequence[str], classes: Sequence[str
     """Where the cache of ``paths`` decoded to ``shape`` lives (or is to be written)."""
     key = hashlib.sha256(f"{_FORMAT}\n{shape}\n{list(classes)}\n".encode())
     for p in paths:
-        st = os.stat(p)
+        try:
+            st = os.stat(p)
+        except OSError as e:
+            raise SpecError(f"cannot read the image: {e.strerror or e}", Location(p)) from None
         key.update(f"{os.path.relpath(p, root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     c, h, w = shape
     stem = f".netspec-cache-{part}-{c}x{h}x{w}-"
     if os.access(root, os.W_OK | os.X_OK):
         return Path(root) / f"{stem}{key.hexdigest()[:20]}.npy"
-    key.update(os.path.abspath(root).encode())  # one cache directory serves many data sets
+    where = hashlib.sha256(os.path.abspath(root).encode()).hexdigest()[:8]  # one cache directory, many data sets
     folder = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "netspec")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise SpecError(f"cannot make the image cache directory: {e.strerror or e}", Location(str(folder))) from None
-    return folder / f"{Path(root).name}{stem}{key.hexdigest()[:20]}.npy"
+    return folder / f"{Path(root).name}-{where}{stem}{key.hexdigest()[:20]}.npy"
 
 
-def cached(root: str, part: str, paths: Sequence[str], classes: Sequence[str], shape: tuple[int, int, int]) -> Path:
-    """The cache of ``paths`` decoded to ``shape``, built if it is not there."""
+def cached(
+    root: str, part: str, paths: Sequence[str], classes: Sequence[str], shape: tuple[int, int, int]
+) -> tuple[Path, bool]:
+    """The cache of ``paths`` decoded to ``shape``, and whether it was built now (it
+    is built where it is missing)."""
     path = cache_path(root, part, paths, classes, shape)
-    if path.is_file():
-        return path
+    if path.is_file() and _whole(path, (len(paths), *shape)):
+        return path, False
     header = io.BytesIO()
     np.lib.format.write_array_header_1_0(
         header,
@@ -88,7 +94,17 @@ def cached(root: str, part: str, paths: Sequence[str], classes: Sequence[str], s
     for old in path.parent.glob(f"{stem}*.npy"):  # earlier caches of this part and size
         if old != path:
             old.unlink(missing_ok=True)
-    return path
+    return path, True
+
+
+def _whole(path: Path, shape: tuple[int, ...]) -> bool:
+    """Whether the cache at ``path`` holds uint8 images of ``shape`` (a file cut short
+    or changed by hand is rebuilt)."""
+    try:
+        images = np.load(path, mmap_mode="r")
+    except (OSError, ValueError):
+        return False
+    return bool(images.dtype == np.uint8 and images.shape == shape)
 
 
 def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
