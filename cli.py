@@ -30,7 +30,7 @@ def _skip_pydantic_plugin_scan() -> None:
 
 _skip_pydantic_plugin_scan()
 
-from netspec import SpecError, __version__, analyze, format_analysis, load  # noqa: E402
+from netspec import Location, SpecError, __version__, analyze, format_analysis, load  # noqa: E402
 from netspec.spec.load import parse_override  # noqa: E402
 from netspec.spec.recipe import Recipe  # noqa: E402
 from netspec.summary import COLUMNS, DEFAULT_COLUMNS, DTYPES, FORMATS, View  # noqa: E402
@@ -62,6 +62,14 @@ EXAMPLES = {
         "netspec train lenet5",
         "netspec train my_net.yaml --data cifar.npz --epochs 30 --lr 0.1 --optimizer sgd",
         "netspec train --resume runs/my_net/1",
+    ],
+    "eval": [
+        "netspec eval lenet5 --weights runs/lenet5/1/best.pt",
+        "netspec eval my_net.yaml --weights runs/my_net/1/best.pt --data cifar.npz --json",
+    ],
+    "predict": [
+        "netspec predict lenet5 --weights runs/lenet5/1/best.pt digit.png",
+        "netspec predict my_net.yaml --weights model.pt --classes classes.txt a.jpg b.jpg --json",
     ],
 }
 
@@ -182,7 +190,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last.pt with its own recipe")
     t.add_argument("--print-config", action="store_true", help="print the resolved recipe and variables, and stop")
     t.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if there is one)")
-    t.add_argument("--quiet", "-q", action="store_true", help="no per-epoch lines")
+    t.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
     g = t.add_argument_group("recipe (flags win over the spec's train: section)")
     for key, info in Recipe.model_fields.items():
         flag, dest = "--" + key.replace("_", "-"), "recipe_" + key
@@ -195,6 +203,25 @@ def _parser() -> argparse.ArgumentParser:
         else:
             g.add_argument(flag, dest=dest, metavar=key.upper(), help=f"default {info.default}")
     with_set(t)
+
+    ev = sub.add_parser("eval", help="a spec's trained weights on a data set's test split: loss, accuracy, confusion")
+    ev.add_argument("spec", help="a spec file, or the name of a built-in spec")
+    ev.add_argument("--weights", required=True, metavar="CKPT", help="a run's best.pt/last.pt, or a state_dict .pt")
+    ev.add_argument("--data", default="digits", help="as for train (default: digits, the run's test split)")
+    ev.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if there is one)")
+    ev.add_argument("--batch-size", type=int, default=256, metavar="N", help="images per forward pass (default 256)")
+    ev.add_argument("--json", action="store_true", help="print JSON")
+    with_set(ev)
+
+    pr = sub.add_parser("predict", help="the most probable classes of image files under a spec's trained weights")
+    pr.add_argument("spec", help="a spec file, or the name of a built-in spec")
+    pr.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
+    pr.add_argument("--weights", required=True, metavar="CKPT", help="a run's best.pt/last.pt, or a state_dict .pt")
+    pr.add_argument("--classes", metavar="FILE", help="class names, one a line (default: the checkpoint's)")
+    pr.add_argument("--top", type=int, default=5, metavar="K", help="classes shown per image (default 5)")
+    pr.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if there is one)")
+    pr.add_argument("--json", action="store_true", help="print JSON")
+    with_set(pr)
     for name, example in EXAMPLES.items():  # shown under each command's --help
         command = sub.choices[name]
         command.epilog = "examples:\n" + "\n".join(f"  {line}" for line in example)
@@ -409,6 +436,39 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from netspec.backends.train import evaluate as ev  # torch is imported only for this command
+
+    if args.batch_size < 1:
+        raise SpecError("must be at least 1", Location("--batch-size"))
+    result = ev.evaluate(
+        args.spec, args.weights, args.data, params=_overrides(args.set), device=args.device, batch_size=args.batch_size
+    )
+    print(json.dumps(result.as_dict(), indent=2) if args.json else ev.format_evaluation(result))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from netspec.backends.train import evaluate as ev  # torch is imported only for this command
+
+    if args.top < 1:
+        raise SpecError("must be at least 1", Location("--top"))
+    found = ev.predict(
+        args.spec,
+        args.weights,
+        args.images,
+        classes=args.classes,
+        top=args.top,
+        params=_overrides(args.set),
+        device=args.device,
+    )
+    if args.json:
+        print(json.dumps([p.as_dict() for p in found], indent=2))
+    else:
+        print(ev.format_predictions(found))
+    return 0
+
+
 #: the extra that brings each optional library a command may need
 EXTRAS = {
     "torch": "torch",
@@ -438,6 +498,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "compile": cmd_compile,
             "render": cmd_render,
             "train": cmd_train,
+            "eval": cmd_eval,
+            "predict": cmd_predict,
         }[args.command](args)
     except SpecError as e:
         print(e.format(), file=sys.stderr)

@@ -65,6 +65,27 @@ def train(spec_or_path: Any = None, data: str = "digits", **options: Any) -> Any
     return run(spec_or_path, data, **options)
 
 
+def evaluate(spec_or_path: Any, weights: Any, data: str = "digits", **options: Any) -> Any:
+    """A spec with trained ``weights`` (a run's best.pt/last.pt, a state_dict file or
+    mapping) on the test split of ``data``: an ``Evaluation`` with ``loss``, ``top1``,
+    ``top5``, ``per_class`` and ``confusion``. Options: ``params`` (or keyword
+    variables), ``device``, ``batch_size``. See ``netspec.backends.train.evaluate``;
+    torch is imported only when this is called."""
+    from netspec.backends.train.evaluate import evaluate as run
+
+    return run(spec_or_path, weights, data, **options)
+
+
+def predict(spec_or_path: Any, weights: Any, images: Any, **options: Any) -> Any:
+    """The most probable classes of image files under a spec's trained ``weights``: one
+    ``Prediction`` (``image``, ``top``: (class name, probability) pairs) per image.
+    Options: ``classes`` (a file of names, one a line; default: the checkpoint's),
+    ``top`` (5), ``params``, ``device``. torch is imported only when this is called."""
+    from netspec.backends.train.evaluate import predict as run
+
+    return run(spec_or_path, weights, images, **options)
+
+
 def load_weights(model: Any, state_dict: Any) -> dict[str, str]:
     """Load a checkpoint (a state_dict or a file) of an equivalent model into ``model``:
     keys map by name where they agree, otherwise by order and shape; a mismatch raises
@@ -126,12 +147,14 @@ __all__ = [
     "analyze_graph",
     "analyze_text",
     "compile",
+    "evaluate",
     "export_onnx",
     "format_analysis",
     "load",
     "load_text",
     "load_weights",
     "lower",
+    "predict",
     "render",
     "to_dict",
     "to_digraph",

@@ -27,7 +27,7 @@ from netspec.backends.train.curves import write_curves
 from netspec.backends.train.loop import COLUMNS, Interrupted, Trainer
 from netspec.backends.train.metrics import Metrics, confusion_csv, format_metrics
 from netspec.backends.train.progress import Progress
-from netspec.errors import Location, SpecError, did_you_mean
+from netspec.errors import SpecError, did_you_mean
 from netspec.spec.load import Spec, load_text, read_spec_file
 from netspec.spec.recipe import Recipe, resolve
 from netspec.zoo import resolve as resolve_spec
@@ -89,8 +89,7 @@ def plan(
     wanted = {**(recipe or {}), **{k: v for k, v in overrides.items() if k in known}}
     spec = load_text(text, path, variables) if variables else spec0
     resolved = resolve(spec.model.train, wanted, flags)
-    if data_source != "digits" and not os.path.exists(data_source):
-        raise SpecError("no such data file or directory (use 'digits' or an .npz file)", Location(data_source))
+    data.check_source(data_source)
     config = {
         "spec": spec.name,
         "data": os.fspath(data_source),
@@ -144,7 +143,7 @@ def train(
     best: dict[str, float] = {}
     if state is not None:
         assert run_dir is not None
-        checkpoint.check_spec(state, p.spec.name, run_dir / "last.pt")
+        checkpoint.check_spec(state, str(p.config["spec"]), run_dir / "last.pt")
         trainer.restore(state)
         history, best = list(state["history"]), dict(state["best"])
     if run_dir is None:
@@ -152,7 +151,7 @@ def train(
         checkpoint.write_config(run_dir, p.config, p.spec_text)
     show = Progress(quiet, r.epochs, trainer.steps, r.batch_size)
     saved_meta = {
-        "spec": p.spec.name,
+        "spec": p.config["spec"],  # a resumed run's spec.yaml may be named otherwise
         "variables": dict(p.spec.variables),
         "recipe": p.config["recipe"],
         "classes": d.classes,
@@ -168,7 +167,7 @@ def train(
         else f"epoch {trainer.epoch + 1}, step {trainer.partial['step'] + 1}"
     )
     show.line(
-        f"{p.spec.name}: {len(d.train)} train / {len(d.val)} val images, {r.epochs} epochs on {dev}, run {run_dir}"
+        f"{p.config['spec']}: {len(d.train)} train / {len(d.val)} val images, {r.epochs} epochs on {dev}, run {run_dir}"
         + (f" (resumed at {where})" if state is not None and trainer.epoch < r.epochs else "")
     )
     drawn = time.perf_counter()
@@ -202,13 +201,13 @@ def train(
                 save(run_dir / "last.pt")
                 show.line(_line(row, r.epochs))
                 if time.perf_counter() - drawn > CURVES_EVERY_S:
-                    _curves(run_dir, history, p.spec.name)
+                    _curves(run_dir, history, str(p.config["spec"]))
                     drawn = time.perf_counter()
                 if on_epoch is not None:
                     on_epoch(row)
         except Interrupted as stop:
             save(run_dir / "last.pt")  # between two steps: the state is whole
-            _curves(run_dir, history, p.spec.name)
+            _curves(run_dir, history, str(p.config["spec"]))
             print(
                 f"{stop}: last.pt keeps the run as it was there ({stop.epoch - 1} epochs and {stop.step} steps done)\n"
                 f"  resume: netspec train --resume {run_dir}",
@@ -223,7 +222,7 @@ def train(
                 flush=True,
             )
             raise
-    _curves(run_dir, history, p.spec.name)
+    _curves(run_dir, history, str(p.config["spec"]))
     test = None
     if d.test is not None:
         t = trainer.evaluate(d.test)
