@@ -179,6 +179,9 @@ def test_crop_resized_is_the_box_interpolated_to_the_size() -> None:
         assert torch.allclose(out[i, :, 1:-1, 1:-1], expected[:, 1:-1, 1:-1], atol=1e-6)
     whole = augment.crop_resized(x, torch.zeros(2), torch.zeros(2), torch.full((2,), 8.0), torch.full((2,), 8.0))
     assert torch.allclose(whole, x, atol=1e-6)
+    ones = torch.ones(1, 1, 8, 8)  # a box in the corner, magnified: its rim is not darkened by zeros beyond
+    corner = augment.crop_resized(ones, torch.zeros(1), torch.zeros(1), torch.full((1,), 3.0), torch.full((1,), 3.0))
+    assert torch.allclose(corner, ones)
 
 
 def test_crop_boxes_have_the_area_and_ratio_asked_and_lie_inside() -> None:

@@ -82,11 +82,14 @@ def _per_image(v: torch.Tensor) -> torch.Tensor:
 # --- geometry: each output pixel read from the input through an affine map ------------
 
 
-def resample(x: torch.Tensor, theta: torch.Tensor, fill: float = 0.0) -> torch.Tensor:
+def resample(x: torch.Tensor, theta: torch.Tensor, fill: float | None = 0.0) -> torch.Tensor:
     """Output pixel at normalized position u ([-1, 1] across the image, pixel centres
     as in ``align_corners=False``) is the input read bilinearly at ``theta @ [u, 1]``
-    (theta [B, 2, 3]); what lies outside the input reads as ``fill``."""
+    (theta [B, 2, 3]); what lies outside the input reads as ``fill``, or with ``None``
+    as the nearest edge pixel."""
     grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    if fill is None:
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
     # sampling is linear with weights summing to 1 inside, so shifting by fill before
     # zero padding and back after gives fill outside and blends it at the edges
     shifted = x - fill if fill else x
@@ -97,7 +100,7 @@ def resample(x: torch.Tensor, theta: torch.Tensor, fill: float = 0.0) -> torch.T
 def rotate_by(x: torch.Tensor, degrees: torch.Tensor, fill: float = 0.0) -> torch.Tensor:
     """Each image rotated counter-clockwise by its angle (degrees [B]) about its centre."""
     _, _, h, w = x.shape
-    t = torch.deg2rad(degrees.to(torch.float64))  # exact cos/sin of right angles
+    t = torch.deg2rad(degrees.float())
     cos, sin = torch.cos(t), torch.sin(t)
     zero = torch.zeros_like(t)
     # a rotation in pixels, written in normalized coordinates (x across w, y down h)
@@ -115,7 +118,7 @@ def rotate(x: torch.Tensor, a: Rotate, g: torch.Generator) -> torch.Tensor:
 
 def zoom_by(x: torch.Tensor, factors: torch.Tensor, fill: float = 0.0) -> torch.Tensor:
     """Each image magnified by its factor ([B]) about its centre, size kept."""
-    inverse = 1 / factors.to(torch.float64)
+    inverse = 1 / factors.float()
     zero = torch.zeros_like(inverse)
     theta = torch.stack([torch.stack([inverse, zero, zero], -1), torch.stack([zero, inverse, zero], -1)], -2)
     return resample(x, theta, fill)
@@ -133,13 +136,14 @@ def crop_resized(
     x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, height: torch.Tensor, width: torch.Tensor
 ) -> torch.Tensor:
     """Each image's box (pixels [B] each; fractional boxes are fine) resized to the
-    image's size, bilinear."""
+    image's size, bilinear (the box lies inside the image: its rim reads the edge
+    pixels, not zeros beyond them)."""
     _, _, h, w = x.shape
-    zero = torch.zeros_like(top, dtype=torch.float64)
-    sx, sy = width.to(torch.float64) / w, height.to(torch.float64) / h
-    cx, cy = (2 * left + width).to(torch.float64) / w - 1, (2 * top + height).to(torch.float64) / h - 1
+    top, left, height, width = (t.float() for t in (top, left, height, width))
+    zero = torch.zeros_like(top)
+    sx, sy, cx, cy = width / w, height / h, (2 * left + width) / w - 1, (2 * top + height) / h - 1
     theta = torch.stack([torch.stack([sx, zero, cx], -1), torch.stack([zero, sy, cy], -1)], -2)
-    return resample(x, theta)
+    return resample(x, theta, None)
 
 
 TRIES = 10  # boxes drawn per image for resized_crop; the first that fits is taken
