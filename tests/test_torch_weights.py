@@ -68,6 +68,8 @@ LOADS = {
     "resnext50_32x4d": "by order",
     "wide_resnet50_2": "by order",
     "mnasnet1_0": "by order",
+    "mobilenet_v3_large": "by name",
+    "mobilenet_v3_small": "by name",
 }
 
 
@@ -138,7 +140,7 @@ def test_checkpoints_without_batch_counters_load() -> None:
 # Models cheap enough for the test suite at a small resolution; the benchmark
 # (benchmarks/bench_torch.py) runs the large ones at full size.
 NUMERIC = ["alexnet", "vgg16_bn", "resnet18", "mobilenet_v2", "densenet121", "squeezenet1_0", "squeezenet1_1"]
-NUMERIC += ["resnext50_32x4d", "wide_resnet50_2", "mnasnet1_0"]
+NUMERIC += ["resnext50_32x4d", "wide_resnet50_2", "mnasnet1_0", "mobilenet_v3_large", "mobilenet_v3_small"]
 
 
 def random_reference(name: str) -> Any:

@@ -442,6 +442,91 @@ class MnasNet(nn.Module):
         return self.classifier(self.layers(x).mean([2, 3]))
 
 
+# --- MobileNetV3 --------------------------------------------------------------------
+
+
+def conv_bn_act(
+    c_in: int, c_out: int, kernel: int = 1, stride: int = 1, groups: int = 1, act: Any = nn.Hardswish
+) -> nn.Sequential:
+    layers = [nn.Conv2d(c_in, c_out, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False)]
+    layers.append(nn.BatchNorm2d(c_out, eps=0.001, momentum=0.01))
+    return nn.Sequential(*layers, *([act()] if act is not None else []))
+
+
+class SqueezeExcitation(nn.Module):
+    def __init__(self, c: int, squeeze: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Conv2d(c, squeeze, 1)
+        self.fc2 = nn.Conv2d(squeeze, c, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.fc2(F.relu(self.fc1(F.adaptive_avg_pool2d(x, 1))))
+        return x * F.hardsigmoid(s)
+
+
+class Bneck(nn.Module):
+    def __init__(self, c_in: int, kernel: int, exp: int, c_out: int, se: bool, hs: bool, stride: int) -> None:
+        super().__init__()
+        act = nn.Hardswish if hs else nn.ReLU
+        self.residual = stride == 1 and c_in == c_out
+        layers: list[nn.Module] = [conv_bn_act(c_in, exp, act=act)] if exp != c_in else []
+        layers.append(conv_bn_act(exp, exp, kernel, stride, groups=exp, act=act))
+        if se:
+            layers.append(SqueezeExcitation(exp, make_divisible(exp // 4)))
+        layers.append(conv_bn_act(exp, c_out, act=None))
+        self.block = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.block(x) + x if self.residual else self.block(x)
+
+
+#: (kernel, expansion, out, SE, hard-swish, stride) of each bneck: the paper's Tables 1 and 2
+MOBILENET_V3 = {
+    "large": (
+        (3, 16, 16, 0, 0, 1), (3, 64, 24, 0, 0, 2), (3, 72, 24, 0, 0, 1), (5, 72, 40, 1, 0, 2), (5, 120, 40, 1, 0, 1),
+        (5, 120, 40, 1, 0, 1), (3, 240, 80, 0, 1, 2), (3, 200, 80, 0, 1, 1), (3, 184, 80, 0, 1, 1),
+        (3, 184, 80, 0, 1, 1), (3, 480, 112, 1, 1, 1), (3, 672, 112, 1, 1, 1), (5, 672, 160, 1, 1, 2),
+        (5, 960, 160, 1, 1, 1), (5, 960, 160, 1, 1, 1),
+    ),
+    "small": (
+        (3, 16, 16, 1, 0, 2), (3, 72, 24, 0, 0, 2), (3, 88, 24, 0, 0, 1), (5, 96, 40, 1, 1, 2), (5, 240, 40, 1, 1, 1),
+        (5, 240, 40, 1, 1, 1), (5, 120, 48, 1, 1, 1), (5, 144, 48, 1, 1, 1), (5, 288, 96, 1, 1, 2),
+        (5, 576, 96, 1, 1, 1), (5, 576, 96, 1, 1, 1),
+    ),
+}  # fmt: skip
+
+
+class MobileNetV3(nn.Module):
+    def __init__(self, size: str = "large", classes: int = 1000, dropout: float = 0.2) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [conv_bn_act(3, 16, 3, 2)]
+        c = 16
+        for kernel, exp, out, se, hs, stride in MOBILENET_V3[size]:
+            layers.append(Bneck(c, kernel, exp, out, bool(se), bool(hs), stride))
+            c = out
+        layers.append(conv_bn_act(c, 6 * c))
+        self.features = nn.Sequential(*layers)
+        hidden = 1280 if size == "large" else 1024
+        self.classifier = nn.Sequential(
+            nn.Linear(6 * c, hidden), nn.Hardswish(inplace=True), nn.Dropout(dropout, inplace=True),
+            nn.Linear(hidden, classes),
+        )  # fmt: skip
+        for m in self.modules() if not on_meta(self) else ():  # torchvision's MobileNetV3 initialisation
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0, 0.01)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(F.adaptive_avg_pool2d(self.features(x), 1), 1))
+
+
 #: spec name -> a builder of the hand-written module (keyword: classes). Adding a
 #: reference for a new zoo spec is an entry here; the tests and the benchmark use it.
 REFERENCES: dict[str, Callable[..., nn.Module]] = {
@@ -454,6 +539,8 @@ REFERENCES: dict[str, Callable[..., nn.Module]] = {
     "squeezenet1_0": lambda **kw: SqueezeNet("1_0", **kw),
     "squeezenet1_1": lambda **kw: SqueezeNet("1_1", **kw),
     "mnasnet1_0": lambda **kw: MnasNet(**kw),
+    "mobilenet_v3_large": lambda **kw: MobileNetV3("large", **kw),
+    "mobilenet_v3_small": lambda **kw: MobileNetV3("small", **kw),
 }
 
 
