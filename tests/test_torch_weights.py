@@ -70,6 +70,7 @@ LOADS = {
     "mnasnet1_0": "by order",
     "mobilenet_v3_large": "by name",
     "mobilenet_v3_small": "by name",
+    "shufflenet_v2_x1_0": "by name",
 }
 
 
@@ -139,8 +140,11 @@ def test_checkpoints_without_batch_counters_load() -> None:
 
 # Models cheap enough for the test suite at a small resolution; the benchmark
 # (benchmarks/bench_torch.py) runs the large ones at full size.
-NUMERIC = ["alexnet", "vgg16_bn", "resnet18", "mobilenet_v2", "densenet121", "squeezenet1_0", "squeezenet1_1"]
-NUMERIC += ["resnext50_32x4d", "wide_resnet50_2", "mnasnet1_0", "mobilenet_v3_large", "mobilenet_v3_small"]
+NUMERIC = [
+    *("alexnet", "vgg16_bn", "resnet18", "mobilenet_v2", "densenet121", "squeezenet1_0", "squeezenet1_1"),
+    *("resnext50_32x4d", "wide_resnet50_2", "mnasnet1_0", "mobilenet_v3_large", "mobilenet_v3_small"),
+    "shufflenet_v2_x1_0",
+]
 
 
 def random_reference(name: str) -> Any:

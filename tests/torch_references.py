@@ -527,6 +527,65 @@ class MobileNetV3(nn.Module):
         return self.classifier(torch.flatten(F.adaptive_avg_pool2d(self.features(x), 1), 1))
 
 
+# --- ShuffleNetV2 -------------------------------------------------------------------
+
+
+def shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    n, c, h, w = x.shape
+    return x.view(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+
+class ShuffleUnit(nn.Module):
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        half = c_out // 2
+        self.stride = stride
+        if stride > 1:
+            self.branch1 = nn.Sequential(
+                nn.Conv2d(c_in, c_in, 3, stride, 1, groups=c_in, bias=False), nn.BatchNorm2d(c_in),
+                nn.Conv2d(c_in, half, 1, bias=False), nn.BatchNorm2d(half), nn.ReLU(inplace=True),
+            )  # fmt: skip
+        else:
+            self.branch1 = nn.Sequential()
+        self.branch2 = nn.Sequential(
+            nn.Conv2d(c_in if stride > 1 else half, half, 1, bias=False), nn.BatchNorm2d(half), nn.ReLU(inplace=True),
+            nn.Conv2d(half, half, 3, stride, 1, groups=half, bias=False), nn.BatchNorm2d(half),
+            nn.Conv2d(half, half, 1, bias=False), nn.BatchNorm2d(half), nn.ReLU(inplace=True),
+        )  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride == 1:
+            x1, x2 = x.chunk(2, dim=1)
+            out = torch.cat((x1, self.branch2(x2)), 1)
+        else:
+            out = torch.cat((self.branch1(x), self.branch2(x)), 1)
+        return shuffle(out, 2)
+
+
+class ShuffleNetV2(nn.Module):
+    def __init__(self, classes: int = 1000, channels: tuple[int, ...] = (24, 116, 232, 464, 1024)) -> None:
+        super().__init__()
+        self.conv1 = nn.Sequential(
+            nn.Conv2d(3, channels[0], 3, 2, 1, bias=False), nn.BatchNorm2d(channels[0]), nn.ReLU(True)
+        )
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        c = channels[0]
+        for i, (n, out) in enumerate(zip((4, 8, 4), channels[1:4])):
+            setattr(
+                self,
+                f"stage{i + 2}",
+                nn.Sequential(*[ShuffleUnit(c if k == 0 else out, out, 2 if k == 0 else 1) for k in range(n)]),
+            )
+            c = out
+        self.conv5 = nn.Sequential(nn.Conv2d(c, channels[4], 1, bias=False), nn.BatchNorm2d(channels[4]), nn.ReLU(True))
+        self.fc = nn.Linear(channels[4], classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.conv1(x))
+        x = self.conv5(self.stage4(self.stage3(self.stage2(x))))
+        return self.fc(x.mean([2, 3]))
+
+
 #: spec name -> a builder of the hand-written module (keyword: classes). Adding a
 #: reference for a new zoo spec is an entry here; the tests and the benchmark use it.
 REFERENCES: dict[str, Callable[..., nn.Module]] = {
@@ -541,6 +600,7 @@ REFERENCES: dict[str, Callable[..., nn.Module]] = {
     "mnasnet1_0": lambda **kw: MnasNet(**kw),
     "mobilenet_v3_large": lambda **kw: MobileNetV3("large", **kw),
     "mobilenet_v3_small": lambda **kw: MobileNetV3("small", **kw),
+    "shufflenet_v2_x1_0": lambda **kw: ShuffleNetV2(**kw),
 }
 
 
