@@ -78,6 +78,8 @@ class SpecModel(BaseModel):
     init: Literal["torchvision", "pytorch"] = "torchvision"
     #: how `netspec train` trains it (validated here, without torch)
     train: Recipe | None = None
+    #: Python files of custom ops (netspec/plugins.py), relative to the spec
+    plugins: list[str] = []
 
 
 class LayerEntry(BaseModel):
