@@ -29,9 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from netspec import plugins
 from netspec.analysis import Analysis, LayerInfo
 from netspec.backends.common import analysis_of, check_directory, write_atomic
 from netspec.errors import Location, SpecError, did_you_mean
+from netspec.graph.ir import Node
 from netspec.ops import Shape, op_names
 
 FORMATS = ("svg", "png", "pdf", "dot")
@@ -162,9 +164,12 @@ def missing_labels() -> list[str]:
     return [name for name in op_names() if name not in LABELS]
 
 
-def op_label(op: str, attrs: Any, out: Shape) -> str:
-    """The short text for a layer: ``conv 3x3/2, 64``."""
+def op_label(op: str, attrs: Any, out: Shape, node: Node | None = None) -> str:
+    """The short text for a layer: ``conv 3x3/2, 64`` (``node``: where a plugin op
+    without a label is refused)."""
     label = LABELS.get(op)
+    if label is None and node is not None:
+        label = plugins.backend_lowering("graphviz", op, node.name, node.location)
     if label is None:
         raise SpecError(f"the graphviz backend has no label for op '{op}'")
     return label(Ctx(attrs, out))
@@ -368,7 +373,7 @@ def _add_node(g: Any, row: LayerInfo, analysis: Analysis, shown: frozenset[str],
         g.node(row.name, "\\n".join(lines), fillcolor=_BLOCK_FILL, penwidth="1.5")
         return
     node = graph.nodes[row.name]
-    label = op_label(node.op, node.attrs, row.output_shape)
+    label = op_label(node.op, node.attrs, row.output_shape, node)
     lines = [local] if label == local else [local, label]  # not "relu / relu"
     extra = []
     if "params" in shown and row.params:

@@ -37,6 +37,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from netspec import plugins
 from netspec.analysis import Analysis
 from netspec.backends.common import analysis_of, check_directory, match_keys, write_atomic
 from netspec.errors import Location, SpecError
@@ -463,7 +464,7 @@ def missing_lowerings() -> list[str]:
 
 
 def _lowering(node: Node) -> Callable[[Ctx], None]:
-    lowering = LOWERINGS.get(node.op)
+    lowering = LOWERINGS.get(node.op) or plugins.backend_lowering("onnx", node.op, node.name, node.location)
     if lowering is None:
         raise SpecError(
             f"layer '{node.name}': the onnx backend has no lowering for op '{node.op}'",
