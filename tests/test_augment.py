@@ -105,6 +105,12 @@ def test_without_a_mixing_augmentation_the_labels_pass_through() -> None:
 # --- rotate and scale ----------------------------------------------------------------
 
 
+def test_the_sampling_grid_is_torchs_affine_grid() -> None:
+    theta = torch.randn((5, 2, 3), generator=gen())
+    expected = F.affine_grid(theta, [5, 1, 7, 9], align_corners=False)
+    assert torch.allclose(augment.affine_grid(theta, 7, 9), expected, atol=1e-6)
+
+
 def test_rotate_by_right_angles_is_rot90_on_a_square_image() -> None:
     x = images(b=2, h=7, w=7)
     out = augment.rotate_by(x, torch.tensor([90.0, -90.0]))

@@ -26,9 +26,14 @@ def _chosen(x: torch.Tensor, p: float, g: torch.Generator) -> torch.Tensor:
     return torch.rand(x.shape[0], generator=g, device=x.device) < p
 
 
+def _where(chosen: torch.Tensor, p: float, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``out`` for the chosen images, ``x`` for the others (no pass over the batch
+    when ``p`` chooses all)."""
+    return out if p >= 1 else torch.where(chosen[:, None, None, None], out, x)
+
+
 def flip(x: torch.Tensor, a: Flip, g: torch.Generator) -> torch.Tensor:
-    mask = _chosen(x, a.p, g)[:, None, None, None]
-    return torch.where(mask, x.flip(3 if a.direction == "horizontal" else 2), x)
+    return _where(_chosen(x, a.p, g), a.p, x.flip(3 if a.direction == "horizontal" else 2), x)
 
 
 def crop(x: torch.Tensor, a: Crop, g: torch.Generator) -> torch.Tensor:
@@ -82,12 +87,24 @@ def _per_image(v: torch.Tensor) -> torch.Tensor:
 # --- geometry: each output pixel read from the input through an affine map ------------
 
 
+def affine_grid(theta: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """``F.affine_grid(theta, [B, C, h, w], align_corners=False)`` by broadcasting, one
+    full-size op: on the CPU its batched matrix product with an inner size of 3 costs
+    more than the sampling itself (benchmarks/bench_augment.py)."""
+    u = (torch.arange(w, device=theta.device, dtype=theta.dtype) * 2 + 1) / w - 1
+    v = (torch.arange(h, device=theta.device, dtype=theta.dtype) * 2 + 1) / h - 1
+    t = theta.transpose(1, 2)[:, :, None, None, :]  # [B, 3, 1, 1, 2]: x and y of each column
+    across = t[:, 0] * u[None, None, :, None]  # [B, 1, w, 2]
+    down = t[:, 1] * v[None, :, None, None] + t[:, 2]  # [B, h, 1, 2]
+    return across + down
+
+
 def resample(x: torch.Tensor, theta: torch.Tensor, fill: float | None = 0.0) -> torch.Tensor:
     """Output pixel at normalized position u ([-1, 1] across the image, pixel centres
     as in ``align_corners=False``) is the input read bilinearly at ``theta @ [u, 1]``
     (theta [B, 2, 3]); what lies outside the input reads as ``fill``, or with ``None``
     as the nearest edge pixel."""
-    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    grid = affine_grid(theta.to(x.dtype), x.shape[2], x.shape[3])
     if fill is None:
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
     # sampling is linear with weights summing to 1 inside, so shifting by fill before
@@ -113,7 +130,7 @@ def rotate(x: torch.Tensor, a: Rotate, g: torch.Generator) -> torch.Tensor:
     angles = _uniform(x, -a.degrees, a.degrees, g)
     if a.degrees == 0:
         return x
-    return torch.where(_per_image(chosen), rotate_by(x, angles, a.fill), x)
+    return _where(chosen, a.p, rotate_by(x, angles, a.fill), x)
 
 
 def zoom_by(x: torch.Tensor, factors: torch.Tensor, fill: float = 0.0) -> torch.Tensor:
@@ -129,7 +146,7 @@ def scale(x: torch.Tensor, a: Scale, g: torch.Generator) -> torch.Tensor:
     factors = _uniform(x, *a.factor, g)
     if a.factor == (1.0, 1.0):
         return x
-    return torch.where(_per_image(chosen), zoom_by(x, factors, a.fill), x)
+    return _where(chosen, a.p, zoom_by(x, factors, a.fill), x)
 
 
 def crop_resized(
@@ -176,8 +193,7 @@ def crop_boxes(
 
 def resized_crop(x: torch.Tensor, a: ResizedCrop, g: torch.Generator) -> torch.Tensor:
     chosen = _chosen(x, a.p, g)
-    out = crop_resized(x, *crop_boxes(x, a, g))
-    return torch.where(_per_image(chosen), out, x)
+    return _where(chosen, a.p, crop_resized(x, *crop_boxes(x, a, g)), x)
 
 
 # --- colour: factors per image, clamped to [0, 1] after each step (as images are) ----
@@ -248,7 +264,7 @@ def color(x: torch.Tensor, a: Color, g: torch.Generator) -> torch.Tensor:
     shift = _uniform(x, -a.hue, a.hue, g)
     if a.hue and x.shape[1] == 3:
         out = hue(out, shift)
-    return torch.where(_per_image(chosen), out, x)
+    return _where(chosen, a.p, out, x)
 
 
 # --- mixing images of the batch, and their targets -----------------------------------
