@@ -163,3 +163,9 @@ def test_mobilenet_v2_shortcuts_are_where_the_paper_puts_them(width: float) -> N
     adds = sorted(x.name for x in a.layers if x.op == "add")
     blocks = {"stage2": 2, "stage3": 3, "stage4": 4, "stage5": 3, "stage6": 3}
     assert adds == sorted(f"{s}.{i}.add" for s, n in blocks.items() for i in range(1, n))
+
+
+def test_a_layer_cannot_read_its_own_shape() -> None:
+    e = error_of(spec("inputs: {x: [4, 8, 8]}", "layers:", "  - {op: conv2d, name: c, out: channels(c), kernel: 1}"))
+    assert_at(e, 3, 32)
+    assert "'c' is the layer being defined" in e.message, e.format()

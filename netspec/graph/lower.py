@@ -741,6 +741,8 @@ class _Lowering:
                 hint=did_you_mean(local, [*scope.names, *written]) or f"known here: {name_list(scope.names)}",
             )
         here, index = scope.building
+        if local == here:
+            return ExprError(f"'{local}' is the layer being defined: its shape is what this value decides")
         # follow what the later layers read, as written, back to the one being lowered
         came: dict[int, int] = {written[local]: -1}
         todo = [written[local]]
