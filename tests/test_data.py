@@ -121,6 +121,9 @@ def test_images_are_scaled_to_cover_and_centre_cropped(tmp_path: Path) -> None:
     Image.fromarray(rgb, "RGB").save(tmp_path / "bands.png")
     out = data.read_images([str(tmp_path / "bands.png")], 3, 8, 8)[0].astype(int)
     assert (out[1] > 200).all() and (out[0] < 60).all() and (out[0, :, 2:6] == 0).all()
+    deep = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000).astype(np.uint16)  # 16-bit grey
+    Image.fromarray(deep).save(tmp_path / "deep.png")
+    assert np.array_equal(data.read_images([str(tmp_path / "deep.png")], 1, 8, 8)[0, 0], deep // 256)
     flat = np.full((30, 17), 77, np.uint8)  # any scaling keeps a flat image flat
     Image.fromarray(flat).save(tmp_path / "flat.png")
     assert (data.read_images([str(tmp_path / "flat.png")], 1, 5, 9) == 77).all()

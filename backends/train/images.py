@@ -1,10 +1,11 @@
 """Image files decoded for training and prediction, one convention for both.
 
 Each image is decoded with Pillow, converted to grey (``L``) for a one-channel spec or
-to ``RGB`` for a three-channel one, then fitted to the spec's H x W the usual way of
-classification pipelines: scaled (bilinear, antialiased) so that it covers H x W with
-its aspect ratio kept, i.e. its shorter side fits, and centre-cropped. An image that is
-already H x W is taken pixel for pixel. The result is uint8 [C, H, W].
+to ``RGB`` for a three-channel one (16-bit grey keeps its high byte), then fitted to
+the spec's H x W the usual way of classification pipelines: scaled (bilinear,
+antialiased) so that it covers H x W with its aspect ratio kept, i.e. its shorter side
+fits, and centre-cropped. An image that is already H x W is taken pixel for pixel.
+The result is uint8 [C, H, W].
 """
 
 from __future__ import annotations
@@ -54,7 +55,10 @@ def decode(path: str, c: int, h: int, w: int) -> np.ndarray:
     Image = pillow(where)
     try:
         with Image.open(path) as opened:
-            image = opened.convert(_MODES[c])  # reads the whole file: a truncated one fails here
+            source = opened
+            if opened.mode.startswith("I"):  # 16-bit grey (I;16, or I): its high byte, not clipped to 255
+                source = Image.fromarray((np.asarray(opened).astype(np.int64).clip(0, 65535) >> 8).astype(np.uint8))
+            image = source.convert(_MODES[c])  # reads the whole file: a truncated one fails here
         if image.size != (w, h):
             scale = max(w / image.width, h / image.height)
             cover = (max(w, round(image.width * scale)), max(h, round(image.height * scale)))
