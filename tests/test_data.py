@@ -376,6 +376,16 @@ def test_a_streamed_folder_gives_the_same_batches(tmp_path: Path, workers: int) 
         assert len(got) == len(want) == -(-len(a) // 4)
         for (x1, y1), (x2, y2) in zip(got, want):
             assert x1.dtype == torch.float32 and torch.equal(x1, x2) and torch.equal(y1, y2)
+        shard = order[1::2]  # a data-parallel rank's share
+        assert all(
+            torch.equal(x1, x2) and torch.equal(y1, y2)
+            for (x1, y1), (x2, y2) in zip(
+                b.subset(shard).batches(torch.arange(len(shard)), 3),
+                a.subset(shard).batches(torch.arange(len(shard)), 3),
+                strict=True,
+            )
+        )
+        assert torch.equal(b.subset(shard).y, a.y[shard])
         reference = a.x.double() / 255  # the whole split in memory
         mean, std = b.channel_stats(chunk=5)
         assert np.allclose(mean, reference.mean(dim=(0, 2, 3))) and np.allclose(std, reference.std(dim=(0, 2, 3)))

@@ -39,6 +39,11 @@ class Split:
     def to(self, device: torch.device) -> Split:
         return Split(self.x.to(device), self.y.to(device))
 
+    def subset(self, index: torch.Tensor) -> Split:
+        """The images of ``index`` (on the split's device), in that order, as a split
+        (a data-parallel rank's shard)."""
+        return Split(self.x[index], self.y[index])
+
     def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The images of ``index`` as float32 in [0, 1], and their labels."""
         x = self.x[index]

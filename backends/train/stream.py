@@ -150,6 +150,10 @@ class StreamSplit(Split):
         """Labels to ``device``, and batches made there; the images stay on the host."""
         return StreamSplit(self.x, self.y.to(device), self.path, self.rows, torch.device(device), self.workers)
 
+    def subset(self, index: torch.Tensor) -> StreamSplit:
+        rows = self.rows[index.cpu().numpy()]
+        return StreamSplit(self.x, self.y[index.to(self.y.device)], self.path, rows, self.device, self.workers)
+
     def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The images of ``index`` as float32 in [0, 1] on ``device``, and their labels."""
         x = _Rows(self.path, self.rows)[index.cpu().numpy()]
