@@ -198,7 +198,7 @@ def _folder(
             if name not in caches:
                 path, built = stream.cached(part.root, name, part.paths, found.classes, (c, h, w))
                 caches[name] = os.fspath(path)
-                notes.append(f"{'built' if built else 'streaming from'} the image cache {caches[name]}")
+                notes.append(f"streaming from the image cache {caches[name]}" + (" (built now)" if built else ""))
             return stream.StreamSplit.of(caches[name], rows, y, stream.WORKERS if workers is None else workers)
         if name not in memory:
             memory[name] = torch.from_numpy(read_images(part.paths, c, h, w))
