@@ -20,7 +20,12 @@ from torch_references import REFERENCES, build_reference  # noqa: E402 (needs to
 ZOO = sorted(p.stem for p in (REPO / "specs").glob("*.yaml"))
 
 #: reference name -> spec stem, where the stem is not the reference's own name
-STEMS = {"timm.seresnet50": "se_resnet50", "timm.mobilenetv1_100": "mobilenet_v1", "timm.legacy_xception": "xception"}
+STEMS = {
+    "timm.seresnet50": "se_resnet50",
+    "timm.mobilenetv1_100": "mobilenet_v1",
+    "timm.legacy_xception": "xception",
+    "timm.nasnetalarge": "nasnet_a_large",
+}
 
 
 def stem(reference: str) -> str:
@@ -71,6 +76,7 @@ LOADS = {
     "mobilenet_v3_large": "by name",
     "mobilenet_v3_small": "by name",
     "shufflenet_v2_x1_0": "by name",
+    "nasnet_a_large": "by name",
 }
 
 
