@@ -4,7 +4,9 @@ resume. Small specs and data made here; one short lenet5 run on the bundled digi
 from __future__ import annotations
 
 import csv
+import io
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -443,3 +445,122 @@ def test_lenet5_learns_the_digits(tmp_path: Path) -> None:
     r = netspec.train("lenet5", out=tmp_path, epochs=3, lr=1e-2, device="cpu", quiet=True)
     assert r.test is not None and r.test["test_top1"] > 0.8  # 89% here in 3 epochs (chance: 10%); 30 reach 98%
     assert r.best["val_top1"] == max(row["val_top1"] for row in r.history)
+
+
+# --- EMA, metrics, curves, progress ------------------------------------------------
+
+
+def test_ema_follows_a_hand_written_average_of_the_weights(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    x, y = images()
+    d = data.load(npz(tmp_path / "d.npz", x_train=x, y_train=y), analysis(), 0.2, 0, {})
+    model = netspec.compile(analysis())
+    trainer = loop.Trainer(model, d, Recipe(ema=0.8, epochs=2, batch_size=16, augment=[]), torch.device("cpu"))
+    params = dict(model.named_parameters())
+    ref = {k: p.detach().clone() for k, p in params.items()}  # the average starts at the initial weights
+    updates = [0]
+
+    def step(done: int, loss: torch.Tensor) -> None:  # after each optimizer step
+        decay = min(0.8, (1 + updates[0]) / (10 + updates[0]))
+        for k, p in params.items():
+            ref[k] = decay * ref[k] + (1 - decay) * p.detach()
+        updates[0] += 1
+
+    for _ in range(2):
+        trainer.train_epoch(step)
+    assert trainer.ema is not None and updates[0] == 2 * trainer.steps == trainer.ema.updates
+    averaged = dict(trainer.ema.module.named_parameters())
+    for k, v in ref.items():
+        assert torch.allclose(averaged[k], v, atol=1e-6, rtol=0), k
+        assert not torch.allclose(v, params[k])  # an average, not a copy
+    for (k, b), own in zip(trainer.ema.module.named_buffers(), model.buffers()):
+        assert torch.equal(b, own), k  # BatchNorm statistics copied
+    assert trainer.evaluated is trainer.ema.module
+    assert all(torch.equal(v, trainer.ema.module.state_dict()[k]) for k, v in trainer.state()["model"].items())
+
+
+def test_a_run_with_ema_evaluates_and_saves_the_average(tmp_path: Path, tiny: Path) -> None:
+    x, y = images()
+    path = npz(tmp_path / "d.npz", x_train=x, y_train=y, x_test=x[:30], y_test=y[:30])
+    r = netspec.train(tiny, path, out=tmp_path, ema=0.9, augment=[], **QUICK)
+    last = torch.load(r.directory / "last.pt", weights_only=True)
+    assert last["ema"]["decay"] == 0.9 and set(last["ema"]["trained"]) == set(last["model"])
+    assert any(not torch.equal(last["model"][k], v) for k, v in last["ema"]["trained"].items())
+    model = netspec.compile(tiny, weights=last["model"]).eval()  # the saved model: the average
+    with torch.no_grad():
+        logits = model(torch.from_numpy(x[:30, None]).float() / 255)
+    assert r.test is not None
+    assert r.test["test_loss"] == pytest.approx(
+        torch.nn.functional.cross_entropy(logits, torch.from_numpy(y[:30])).item()
+    )
+    assert r.test["confusion"] == confusion_by_hand(logits, torch.from_numpy(y[:30]), 3)
+
+
+def confusion_by_hand(logits: torch.Tensor, y: torch.Tensor, k: int) -> list[list[int]]:
+    m = [[0] * k for _ in range(k)]
+    for t, p in zip(y.tolist(), logits.argmax(1).tolist()):
+        m[t][p] += 1
+    return m
+
+
+def test_metrics_agree_with_sklearn_on_random_logits() -> None:
+    from sklearn.metrics import confusion_matrix, recall_score  # type: ignore[import-untyped]
+
+    from netspec.backends.train.metrics import Tally, confusion_csv
+
+    g = torch.Generator().manual_seed(0)
+    k = 7
+    logits = torch.randn(500, k, generator=g)
+    y = torch.randint(0, k - 1, (500,), generator=g)  # the last class has no images
+    tally = Tally(k, torch.device("cpu"))
+    for start in range(0, 500, 64):
+        tally.add(logits[start : start + 64], y[start : start + 64])
+    m = tally.result([f"c{i}" for i in range(k)])
+    pred = logits.argmax(1).numpy()
+    assert m.confusion == confusion_matrix(y.numpy(), pred, labels=list(range(k))).tolist()
+    recall = recall_score(y.numpy(), pred, labels=list(range(k - 1)), average=None)
+    assert list(m.per_class.values())[:-1] == pytest.approx(recall.tolist()) and m.per_class["c6"] is None
+    assert m.top1 == pytest.approx((pred == y.numpy()).mean())
+    top5 = (logits.topk(5, 1).indices == y[:, None]).any(1).float().mean().item()
+    assert m.top5 == pytest.approx(top5)
+    assert m.loss == pytest.approx(torch.nn.functional.cross_entropy(logits, y).item(), rel=1e-6)
+    rows = list(csv.reader(confusion_csv(m).splitlines()))
+    assert rows[0][1:] == m.classes and [int(v) for v in rows[3][1:]] == m.confusion[2]
+
+
+def test_curves_png_is_an_image(tmp_path: Path, tiny: Path) -> None:
+    from PIL import Image
+
+    x, y = images()
+    r = netspec.train(tiny, npz(tmp_path / "d.npz", x_train=x, y_train=y), out=tmp_path, **QUICK)
+    with Image.open(r.directory / "curves.png") as im:
+        im.verify()
+    with Image.open(r.directory / "curves.png") as im:
+        assert im.format == "PNG" and im.size == (900, 360)
+        colours = im.convert("RGB").getcolors(maxcolors=1 << 20)
+        assert colours is not None and len(colours) > 20  # drawn, not blank
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bars_on_a_terminal_lines_elsewhere_nothing_when_quiet(
+    tmp_path: Path, tiny: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    x, y = images()
+    path = npz(tmp_path / "d.npz", x_train=x, y_train=y, x_test=x[:12], y_test=y[:12])
+    options = {**QUICK, "out": tmp_path}
+    netspec.train(tiny, path, **options)
+    assert capsys.readouterr() == ("", "")  # quiet
+    netspec.train(tiny, path, **{**options, "quiet": False})
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("  ")[0] for line in lines[1:3]] == ["epoch 1/2", "epoch 2/2"] and "\r" not in "".join(lines)
+    assert lines[3].startswith("test: loss") and lines[4].startswith("per class:  0 ")
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    netspec.train(tiny, path, **{**options, "quiet": False})
+    shown = terminal.getvalue()
+    assert "\repoch 1/2:" in shown and "5/5" in shown and "img/s" in shown and "loss " in shown
+    assert "epoch 2/2  train loss" in shown

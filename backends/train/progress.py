@@ -58,7 +58,7 @@ class Progress:
             self._read = now
             n = done - self._first
             rate = n * self.batch_size / max(now - self._started, 1e-9)
-            self.bar.set_postfix_str(f"loss {self._total.item() / n:.4f}, {rate:,.0f} img/s", refresh=False)
+            self.bar.set_postfix_str(f"loss {self._total.item() / n:.4f}, {rate:,.0f} img/s")
 
     def end(self) -> None:
         if self.bar is not None:
