@@ -182,6 +182,14 @@ def apply(layer: Layer, xs: list[torch.Tensor], w: dict[str, torch.Tensor]) -> t
         "leaky_relu": lambda t: F.leaky_relu(t, a.get("negative_slope", 0.01)),
         "gelu": lambda t: F.gelu(t, approximate=a.get("approximate", "none")),
         "softmax": lambda t: torch.softmax(t, a.get("dim", 1)),
+        "hardsigmoid": F.hardsigmoid,
+        "clamp": lambda t: torch.clamp(t, a.get("min"), a.get("max")),
+        "hardtanh": lambda t: F.hardtanh(t, a.get("min_val", -1.0), a.get("max_val", 1.0)),
+        "channel_shuffle": lambda t: F.channel_shuffle(t, a["groups"]),
+        "reshape": lambda t: t.reshape(t.shape[0], *a["shape"]),
+        "permute": lambda t: t.permute(0, *(d + 1 for d in a["dims"])),
+        "pad": lambda t: F.pad(t, a["padding"], value=a.get("value", 0.0)),
+        "crop": lambda t: t[:, :, a["crop"][2] : t.shape[2] - a["crop"][3], a["crop"][0] : t.shape[3] - a["crop"][1]],
     }
     return unary[op](x)  # type: ignore[no-any-return]
 
@@ -341,6 +349,30 @@ def _attrs(draw: Any, op: str, shape: tuple[int, ...]) -> dict[str, Any] | None:
         return {"approximate": draw(st.sampled_from(["none", "tanh"]))}
     if op == "softmax":
         return {"dim": draw(st.sampled_from([d for d in range(-rank, rank + 1) if d != 0 or ints(0, 9) == 0]))}
+    if op == "clamp":
+        bounds = draw(st.sampled_from([{"min": -0.5}, {"max": 0.25}, {"min": -1, "max": 0.5}]))
+        return dict(bounds)
+    if op == "hardtanh":
+        return draw(st.sampled_from([{}, {"min_val": -0.5, "max_val": 2.0}]))
+    if op == "channel_shuffle":
+        return {"groups": draw(st.sampled_from([g for g in range(1, c + 1) if c % g == 0]))} if rank in (2, 3) else None
+    if op == "reshape":
+        n = int(np.prod(shape))
+        shapes = [[-1], [n], list(reversed(shape)), [c, -1], [-1, *shape[1:]]]
+        return {"shape": draw(st.sampled_from(shapes))}
+    if op == "permute":
+        return {"dims": draw(st.permutations(list(range(rank))))}
+    if op == "pad":
+        return (
+            {"padding": [ints(0, 2) for _ in range(4)], "value": draw(st.sampled_from([0.0, 1.5]))}
+            if rank == 3
+            else None
+        )
+    if op == "crop":
+        if rank != 3:
+            return None
+        top, left = ints(0, shape[1] - 1), ints(0, shape[2] - 1)
+        return {"crop": [left, ints(0, shape[2] - 1 - left), top, ints(0, shape[1] - 1 - top)]}
     return {}
 
 
