@@ -208,6 +208,10 @@ def test_folder_mistakes_are_located(tmp_path: Path) -> None:
     folder(tmp_path / "stray", {"dog": 1})
     raises(load(tmp_path / "stray"), "folder 'dog' beside train/", tmp_path / "stray" / "dog")
 
+    folder(tmp_path / "nottrain" / "val", {"a": 1})
+    folder(tmp_path / "nottrain" / "training", {"a": 1})
+    raises(load(tmp_path / "nottrain"), "folder 'val/' without train/", tmp_path / "nottrain" / "val")
+
     flat = tmp_path / "flat"
     flat.mkdir()
     Image.fromarray(pixels(0, (8, 8))).save(flat / "0.png")

@@ -80,6 +80,13 @@ def scan(root: str) -> Folder:
         classes = _named(root, found["train"], os.path.join(root, "train"))
         parts = {s: _part(os.path.join(root, s), classes, skipped) for s in found}
     else:
+        split = next((f for f in SPLITS if f in folders), None)
+        if split is not None:
+            raise SpecError(
+                f"folder '{split}/' without train/: a split image folder holds train/ (and val/, test/)",
+                Location(os.path.join(root, split)),
+                hint="add train/, or rename the folder if it is a class",
+            )
         classes = _named(root, folders, root)
         parts = {"all": _part(root, classes, skipped)}
     return Folder(classes, parts, skipped)
