@@ -28,14 +28,11 @@ class. Nothing here imports torch.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import os
 import re
 import sys
-import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from types import ModuleType
 from typing import Any, TypeVar
 
@@ -190,6 +187,8 @@ def _owner(name: str) -> str:
 def _failure(exc: BaseException, path: str | None, source: str) -> SpecError:
     """One located line for an exception raised while importing a plugin: at the line
     of the plugin's file that raised it (or the innermost frame of it)."""
+    import traceback  # imported when needed: every spec loads this module
+
     if isinstance(exc, SyntaxError) and exc.filename and path and os.path.realpath(exc.filename) == path:
         return SpecError(
             f"plugin {source} cannot be imported: {exc.msg}",
@@ -254,6 +253,8 @@ def _load(module_name: str, source: str, path: str | None, run: Callable[[Module
 def load_plugin(path: str | os.PathLike[str], source: str | None = None) -> ModuleType:
     """Import the plugin file ``path`` once per process (again: the same module) and
     return its module; ``source`` is how messages name it (default: the path)."""
+    import importlib.util
+
     real = os.path.realpath(os.fspath(path))
     module_name = "netspec_plugin_" + re.sub(r"\W", "_", real)
     if module_name in _PLUGINS:
@@ -299,6 +300,8 @@ def load_entry_points() -> None:
     global _entry_points_loaded
     if _entry_points_loaded:
         return
+    from importlib.metadata import entry_points  # tens of milliseconds to import: only here
+
     _entry_points_loaded = True
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         module_name = ep.module
