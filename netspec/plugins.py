@@ -28,6 +28,7 @@ class. Nothing here imports torch.
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import re
 import sys
@@ -141,7 +142,7 @@ def source_imports(ops: Iterable[str]) -> list[str]:
     lines = ["from netspec.plugins import load_plugin, reset_module", ""]
     for p in used:
         if p.path is not None:
-            lines.append(f"{p.alias} = load_plugin({p.path!r})  # ops {', '.join(p.ops)}")
+            lines.append(f"{p.alias} = load_plugin({json.dumps(p.path)})  # ops {', '.join(p.ops)}")
         else:
             lines.append(f"import {p.module.__name__} as {p.alias}  # ops {', '.join(p.ops)}")
     return lines

@@ -4,6 +4,7 @@ and every way a plugin can be wrong, each one located line."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -172,7 +173,7 @@ def test_the_written_source_imports_the_plugin_and_runs_alone(tmp_path: Path) ->
     (tmp_path / "out").mkdir()
     torch_backend.write(spec, tmp_path / "out" / "model.py")
     text = (tmp_path / "out" / "model.py").read_text()
-    assert f"load_plugin({str((tmp_path / 'cbam_ops.py').resolve())!r})" in text
+    assert f"load_plugin({json.dumps(str((tmp_path / 'cbam_ops.py').resolve()))})" in text
     # a fresh interpreter, elsewhere: the file finds the plugin by its path
     run = subprocess.run([sys.executable, "model.py"], capture_output=True, text=True, cwd=tmp_path / "out")
     assert run.returncode == 0, run.stderr
