@@ -381,3 +381,20 @@ def test_the_new_augmentations_parse_by_name_and_round_trip() -> None:
     assert augments == [Rotate(), ResizedCrop(), Scale(), Color(), CutMix(), MixUp()]
     dumped = spec.model.train.model_dump(mode="json")
     assert type(spec.model.train).model_validate(dumped).augment == augments
+
+
+def test_the_json_schema_takes_every_augmentation_by_name_or_mapping() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    import yaml
+
+    from netspec.schema import spec_schema
+
+    validator = jsonschema.Draft7Validator(spec_schema())
+
+    def errors(augment: str) -> int:
+        return len(list(validator.iter_errors(yaml.safe_load(NET + augment))))
+
+    names = "[flip, crop, cutout, normalize, rotate, resized_crop, scale, color, cutmix, mixup]"
+    assert errors(names) == 0
+    assert errors("[{op: resized_crop, scale: [0.5, 1]}, {op: color, hue: 0.2}, {op: mixup, alpha: 0.4}]") == 0
+    assert errors("[rotat]") == 1 and errors("[{op: rotate, degree: 3}]") == 1

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from netspec.errors import did_you_mean
 from netspec.spec.strict import Strict
@@ -170,7 +172,15 @@ def _augmentation(value: Any) -> Any:
     return AUGMENTATIONS[name].model_validate(value)
 
 
+class _NameOrMapping:
+    """In the JSON schema, an augmentation may be written as its name too."""
+
+    def __get_pydantic_json_schema__(self, core: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        return {"anyOf": [{"type": "string", "enum": list(AUGMENTATIONS)}, handler(core)]}
+
+
 Augmentation = Annotated[
     Flip | Crop | Cutout | Normalize | Rotate | ResizedCrop | Scale | Color | CutMix | MixUp,
     BeforeValidator(_augmentation),
+    _NameOrMapping(),
 ]
