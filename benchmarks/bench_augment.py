@@ -9,8 +9,9 @@ are the best and median milliseconds per batch of each and kornia / netspec of b
 kornia returning its (label, partner label, lambda) rows, which is less work.
 
 The ops are not identical draws (each uses its own random numbers) and not always
-the same formulas: kornia's ColorJitter blends and orders as torchvision does, netspec's
-``color`` in a fixed order; kornia's resized crop resamples through a perspective warp.
+the same formulas (kornia's ColorJitter has its own formulas and order of the four
+jitters; netspec's ``color`` applies them in a fixed order); each is the library's
+op for the same job, with the same strengths and ranges.
 The figures say what each costs per batch, which decides where a library is worth
 its dependency.
 
