@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import REPO
 
 import netspec
 from netspec import cli, plugins
@@ -125,8 +126,12 @@ def reference_cbam(x: Any, w1: Any, w2: Any, ws: Any) -> Any:
 # --- the plugin op, end to end -------------------------------------------------------
 
 
-def test_the_readme_example_is_at_most_30_lines_of_code() -> None:
+def test_the_readme_example_is_this_one_in_at_most_30_lines() -> None:
     assert len([line for line in CBAM.splitlines() if line.strip()]) <= 30
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("### Custom ops (plugins)") :]
+    assert section.split("```python\n", 1)[1].split("```", 1)[0] == CBAM.lstrip("\n")
+    assert section.split("```yaml\n", 1)[1].split("```", 1)[0] == SPEC.lstrip("\n")
 
 
 def test_summary_counts_the_plugin_op_by_its_own_rules(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
