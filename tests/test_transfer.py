@@ -351,3 +351,85 @@ def test_resume_restores_the_unfrozen_parameters_and_the_optimizer_state() -> No
     *_, unfreezer3 = make("3:block", lr_groups)
     with pytest.raises(netspec.SpecError, match="stage of epoch 6, which this schedule lacks"):
         unfreezer3.load_state_dict(saved["unfreeze"])
+
+
+# --- a real transfer experiment ---------------------------------------------------------
+
+DIGITNET = """
+name: digitnet
+params:
+  classes: 5
+inputs:
+  image: [1, 8, 8]
+layers:
+  - {op: conv2d, name: conv1, out: 16, kernel: 3, padding: 1}
+  - relu
+  - {op: conv2d, name: conv2, out: 32, kernel: 3, padding: 1}
+  - relu
+  - {op: maxpool2d, name: pool, kernel: 2}
+  - flatten
+  - {op: linear, name: fc, out: $classes}
+"""
+
+#: Held-out accuracy of transfer minus scratch, measured over seeds 0-15 of this
+#: recipe: 0.015 to 0.093 (mean 0.05; transfer 0.935-0.970, scratch 0.863-0.947).
+MARGIN = 0.005
+
+
+def fit(model: Any, x: Any, y: Any, steps: int, lr: float, batch: int, g: Any) -> None:
+    """SGD with momentum 0.9 and weight decay 1e-4 (not on biases), ``steps`` batches."""
+    opt = torch.optim.SGD(transfer.param_groups(model, 1e-4, lr=lr), lr=lr, momentum=0.9)
+    for _ in range(steps):
+        transfer.train_mode(model, True)
+        idx = torch.randint(len(x), (batch,), generator=g) if batch < len(x) else torch.arange(len(x))
+        loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+
+@torch.no_grad()
+def accuracy(model: Any, x: Any, y: Any) -> float:
+    model.eval()
+    return float((model(x).argmax(1) == y).float().mean())
+
+
+def test_transfer_from_digits_0_to_4_beats_scratch_on_5_to_9_from_20_images_a_class() -> None:
+    datasets = pytest.importorskip("sklearn.datasets")
+    digits = datasets.load_digits()  # 1797 8x8 images, scikit-learn's bundled copy
+    x = torch.tensor(digits.images, dtype=torch.float32)[:, None] / 16
+    y = torch.tensor(digits.target)
+    a = netspec.analyze_text(DIGITNET)
+    g = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+
+    # pre-train on digits 0-4 (about 900 images)
+    low = y < 5
+    pretrained = bt.build(a)
+    fit(pretrained, x[low], y[low], 150, 0.05, 64, g)
+    assert accuracy(pretrained, x[low], y[low]) > 0.95
+
+    # 20 labelled images of each of 5-9; the other 5-9 images are held out
+    high = torch.nonzero(~low).squeeze(1)
+    high = high[torch.randperm(len(high), generator=g)]
+    few = torch.cat([high[y[high] == c][:20] for c in range(5, 10)])
+    held = high[~torch.isin(high, few)]
+    assert len(few) == 100 and len(held) > 750
+
+    # transfer: the backbone's weights, a new head (excluded from loading), backbone frozen
+    tuned = bt.build(a)
+    report = bt.load_weights(tuned, pretrained.state_dict(), strict=False, exclude=["fc"], analysis=a)
+    assert sorted(report.loaded) == ["conv1.bias", "conv1.weight", "conv2.bias", "conv2.weight"]
+    assert report.excluded == ["fc.weight", "fc.bias"] and not report.skipped and not report.missing
+    summary = transfer.freeze(tuned, a, "backbone")
+    assert summary.trainable == 5 * 512 + 5
+    fit(tuned, x[few], y[few] - 5, 30, 0.02, 100, g)
+    for key in report.loaded:  # frozen: still the pre-trained tensors
+        assert torch.equal(tuned.state_dict()[key], pretrained.state_dict()[key]), key
+
+    # scratch: the same network, the same images, the same steps and optimiser
+    scratch = bt.build(a)
+    fit(scratch, x[few], y[few] - 5, 30, 0.02, 100, g)
+
+    ours, theirs = accuracy(tuned, x[held], y[held] - 5), accuracy(scratch, x[held], y[held] - 5)
+    assert ours > theirs + MARGIN, f"transfer {ours:.3f}, scratch {theirs:.3f}"
