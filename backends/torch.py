@@ -929,6 +929,7 @@ def _partial(
     sorted into loaded, skipped, excluded, missing and unexpected, then checked."""
     from netspec.backends.layer_names import collapse, head, layer_of, pick, picks
 
+    exclude = [exclude] if isinstance(exclude, str) else list(exclude)
     params = [k for k, _ in model.named_parameters()]
     layers = tuple(info.name for info in analysis.layers) if analysis is not None else tuple(collapse(target))
     for pattern in exclude:
@@ -967,9 +968,10 @@ def _partial(
             layer = layer_of(k, layers)
             if layer in owners and layer not in heads:
                 how = f"has shape {skipped[k][1]}, the checkpoint's {skipped[k][2]}" if k in skipped else "is missing"
+                changed = ", ".join(n for n in collapse(skipped, layers) if n in heads)
                 raise SpecError(
-                    f"the head changed size ({', '.join(sorted(collapse(skipped, layers)[:1]))}...) but backbone "
-                    f"layer '{layer}' would start from random weights: '{k}' {how}",
+                    f"the head ({changed}) changed size, and backbone layer '{layer}' would start from random "
+                    f"weights: '{k}' {how}",
                     where,
                     hint="check the checkpoint comes from this architecture, or exclude that layer to train it anew",
                 )

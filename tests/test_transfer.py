@@ -114,6 +114,8 @@ def test_renamed_checkpoints_pair_by_position_and_exclude_picks_by_glob() -> Non
     assert "fc.weight" in report.excluded and not report.skipped
     assert torch.equal(new.conv1.weight, pre.conv1.weight)
     assert not torch.equal(new.fc.weight, pre.fc.weight)
+    one = bt.load_weights(new, pre.state_dict(), strict=False, exclude="fc", analysis=a)  # a name, not a list
+    assert one.excluded == ["fc.weight", "fc.bias"]
 
 
 def test_missing_and_unexpected_are_reported() -> None:
@@ -145,7 +147,7 @@ def test_a_new_head_with_a_backbone_layer_unloaded_is_an_error() -> None:
     _, pre = tiny(5)
     state = dict(pre.state_dict())
     state["block.conv.weight"] = torch.zeros(4, 4, 5, 5)  # another architecture's layer
-    with pytest.raises(netspec.SpecError, match=r"backbone layer 'block.conv' would start from random weights"):
+    with pytest.raises(netspec.SpecError, match=r"head \(fc\) changed size, and backbone layer 'block.conv' would"):
         bt.load_weights(new, state, strict=False, analysis=a)
     # the same without the analysis: the head is the layer of the last parameter
     with pytest.raises(netspec.SpecError, match=r"backbone layer 'block.conv'"):
