@@ -233,7 +233,7 @@ def _load(module_name: str, source: str, path: str | None, run: Callable[[Module
             stray = [op for op in ops if op not in plugin.ops]
             if stray:
                 raise SpecError(
-                    f"plugin {source} gives a {what} lowering for op '{stray[0]}', which it does not register",
+                    f"plugin {source} gives op '{stray[0]}' a lowering in {what} but does not register it",
                     Location(path) if path else None,
                 )
     except BaseException as e:

@@ -408,3 +408,23 @@ def test_the_cli_prints_a_broken_plugin_as_one_line_and_exits_2(tmp_path: Path) 
         == f"{(tmp_path / 'bad.py').resolve()}:1:1: error: plugin bad.py cannot be imported: RuntimeError: no GPU here"
     )
     assert "Traceback" not in out.stderr
+
+
+def test_a_plugin_op_without_a_torch_lowering_is_refused_by_the_torch_backend(tmp_path: Path) -> None:
+    shaped = OP.format(name="identity") + "\n    def shape(self, a, ins):\n        return ins[0]\n"
+    spec = "plugins: [ops.py]\ninputs: {x: [4]}\nlayers:\n  - {op: identity, name: s}\n"
+    write(tmp_path, {"ops.py": shaped, "s.yaml": spec})
+    with pytest.raises(netspec.SpecError) as e:
+        torch_backend.generate_source(netspec.analyze(tmp_path / "s.yaml"))
+    assert e.value.message == "layer 's': op 'identity' of plugin ops.py has no torch lowering"
+    assert e.value.location is not None and e.value.location.line == 4
+
+
+def test_a_lowering_for_an_op_the_plugin_does_not_register_is_refused(tmp_path: Path) -> None:
+    stray = (
+        OP.format(name="mine")
+        + '\n\nfrom netspec.plugins import lowering\n\n\n@lowering("onnx", "relu")\ndef _relu(c):\n    pass\n'
+    )
+    e = refused(tmp_path, stray)
+    assert e.message == "plugin bad.py gives op 'relu' a lowering in onnx but does not register it"
+    assert "mine" not in REGISTRY
