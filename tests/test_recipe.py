@@ -93,3 +93,15 @@ def test_check_validates_train_without_torch(tmp_path: Path) -> None:
     assert r.returncode == 2
     assert "good.yaml: ok" in r.stdout and "HEAVY []" in r.stdout
     assert f"{bad}:4:13: error: key 'train.schedule': input should be" in r.stderr
+
+
+def test_ema_is_a_decay_or_off() -> None:
+    assert Recipe().ema is None
+    assert resolve(None, {"ema": "0.999"}).ema == 0.999
+    for off in ("off", "none", False, None):
+        assert resolve(None, {"ema": off}).ema is None
+    assert load_text(NET + "train:\n  ema: off\n").model.train.ema is None  # type: ignore[union-attr]
+    e = error("  ema: on\n")  # YAML's true
+    assert e.message == "key 'train.ema': ema is a decay such as 0.999, or off"
+    with pytest.raises(SpecError, match=r"recipe key 'ema': input should be less than 1, got 1\.5"):
+        resolve(None, {"ema": 1.5})
