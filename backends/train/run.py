@@ -170,6 +170,8 @@ def train(
         f"{p.config['spec']}: {len(d.train)} train / {len(d.val)} val images, {r.epochs} epochs on {dev}, run {run_dir}"
         + (f" (resumed at {where})" if state is not None and trainer.epoch < r.epochs else "")
     )
+    for note in d.notes:  # what the data loader skipped or cached
+        show.line(f"  note: {note}")
     drawn = time.perf_counter()
     with _stop_on_sigint(trainer):
         try:
