@@ -182,6 +182,7 @@ def apply(layer: Layer, xs: list[torch.Tensor], w: dict[str, torch.Tensor]) -> t
         "leaky_relu": lambda t: F.leaky_relu(t, a.get("negative_slope", 0.01)),
         "gelu": lambda t: F.gelu(t, approximate=a.get("approximate", "none")),
         "softmax": lambda t: torch.softmax(t, a.get("dim", 1)),
+        "slice": lambda t: t[:, a["start"] : a["end"]],
         "hardsigmoid": F.hardsigmoid,
         "clamp": lambda t: torch.clamp(t, a.get("min"), a.get("max")),
         "hardtanh": lambda t: F.hardtanh(t, a.get("min_val", -1.0), a.get("max_val", 1.0)),
@@ -349,6 +350,11 @@ def _attrs(draw: Any, op: str, shape: tuple[int, ...]) -> dict[str, Any] | None:
         return {"approximate": draw(st.sampled_from(["none", "tanh"]))}
     if op == "softmax":
         return {"dim": draw(st.sampled_from([d for d in range(-rank, rank + 1) if d != 0 or ints(0, 9) == 0]))}
+    if op == "slice":
+        start = ints(-c, c - 1)
+        lo = start + c if start < 0 else start
+        ends = [None, ints(lo + 1, c)] + ([-ints(1, c - lo - 1)] if c - lo > 1 else [])  # exclusive; < 0 from the end
+        return {"start": start, "end": draw(st.sampled_from(ends))}
     if op == "clamp":
         bounds = draw(st.sampled_from([{"min": -0.5}, {"max": 0.25}, {"min": -1, "max": 0.5}]))
         return dict(bounds)
@@ -357,8 +363,8 @@ def _attrs(draw: Any, op: str, shape: tuple[int, ...]) -> dict[str, Any] | None:
     if op == "channel_shuffle":
         return {"groups": draw(st.sampled_from([g for g in range(1, c + 1) if c % g == 0]))} if rank in (2, 3) else None
     if op == "reshape":
-        n = int(np.prod(shape))
-        shapes = [[-1], [n], list(reversed(shape)), [c, -1], [-1, *shape[1:]]]
+        # flattening is flatten's case; keeping the rank leaves the spatial ops something to act on
+        shapes = [list(reversed(shape)), [c, -1], [-1, *shape[1:]]] + ([[-1]] if rank == 1 else [])
         return {"shape": draw(st.sampled_from(shapes))}
     if op == "permute":
         return {"dims": draw(st.permutations(list(range(rank))))}
@@ -398,7 +404,7 @@ def _step_layer(d: _Draft) -> bool:
         entry["when"] = False
         d.lines.append(_line(entry))
         return True
-    repeat = 2 if choice == 1 and op not in ("flatten",) else 1
+    repeat = 2 if choice == 1 and op not in ("flatten", "slice", "crop", "reshape") else 1  # these fit one input
     if repeat > 1:
         entry["repeat"] = repeat
     d.lines.append(_line(entry))
