@@ -149,7 +149,7 @@ def test_checkpoints_without_batch_counters_load() -> None:
 NUMERIC = [
     *("alexnet", "vgg16_bn", "resnet18", "mobilenet_v2", "densenet121", "squeezenet1_0", "squeezenet1_1"),
     *("resnext50_32x4d", "wide_resnet50_2", "mnasnet1_0", "mobilenet_v3_large", "mobilenet_v3_small"),
-    "shufflenet_v2_x1_0",
+    *("shufflenet_v2_x1_0", "nasnet_a_large"),
 ]
 
 

@@ -586,6 +586,160 @@ class ShuffleNetV2(nn.Module):
         return self.fc(x.mean([2, 3]))
 
 
+# --- NASNet-A Large (timm's nasnetalarge) --------------------------------------------
+
+
+def tf_same(x: torch.Tensor, kernel: int, stride: int, value: float = 0.0) -> torch.Tensor:
+    """TensorFlow's "SAME" padding of a square map for a strided window, the odd pixel last."""
+    n = x.shape[-1]
+    total = max((-(-n // stride) - 1) * stride + kernel - n, 0)
+    return F.pad(x, (total // 2, total - total // 2) * 2, value=value)
+
+
+def bn3(c: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(c, eps=0.001)
+
+
+class Separable(nn.Module):
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int) -> None:
+        super().__init__()
+        self.stride = stride
+        pad = 0 if stride > 1 else (kernel - 1) // 2
+        self.depthwise_conv2d = nn.Conv2d(c_in, c_in, kernel, stride, pad, groups=c_in, bias=False)
+        self.pointwise_conv2d = nn.Conv2d(c_in, c_out, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride > 1:
+            x = tf_same(x, self.depthwise_conv2d.kernel_size[0], self.stride)
+        return self.pointwise_conv2d(self.depthwise_conv2d(x))
+
+
+class BranchSeparables(nn.Module):
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1, mid: int | None = None) -> None:
+        super().__init__()
+        mid = c_in if mid is None else mid
+        self.separable_1 = Separable(c_in, mid, kernel, stride)
+        self.bn_sep_1 = bn3(mid)
+        self.separable_2 = Separable(mid, c_out, kernel, 1)
+        self.bn_sep_2 = bn3(c_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.bn_sep_1(self.separable_1(F.relu(x)))
+        return self.bn_sep_2(self.separable_2(F.relu(x)))
+
+
+class ActConvBn(nn.Module):
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, 1, bias=False)
+        self.bn = bn3(c_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.conv(F.relu(x)))
+
+
+class Path(nn.Module):
+    def __init__(self, c_in: int, c_out: int, shift: bool) -> None:
+        super().__init__()
+        self.shift = shift
+        self.conv = nn.Conv2d(c_in, c_out, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.shift:  # one pixel down and right
+            x = F.pad(x, (-1, 1, -1, 1))
+        return self.conv(x[:, :, ::2, ::2])
+
+
+def avg3(x: torch.Tensor) -> torch.Tensor:
+    return F.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
+
+
+class NasCell(nn.Module):
+    """One cell: kind 'stem0', 'stem1', 'reduction' (the reducing combinations) or
+    'first', 'normal'; x is the cell before, prev the one before that."""
+
+    def __init__(self, kind: str, c_x: int, c_prev: int, out: int) -> None:
+        super().__init__()
+        self.kind = kind
+        if kind in ("reduction", "normal"):
+            self.conv_prev_1x1 = ActConvBn(c_prev, out)
+        self.conv_1x1 = ActConvBn(c_x, out)
+        if kind in ("stem1", "first"):
+            self.path_1 = Path(c_prev, out // 2, shift=False)
+            self.path_2 = Path(c_prev, out // 2, shift=True)
+            self.final_path_bn = bn3(out)
+        if kind in ("stem0", "stem1", "reduction"):
+            c_b, mid = (c_x, out) if kind == "stem0" else (out, None)
+            self.comb_iter_0_left = BranchSeparables(out, out, 5, 2)
+            self.comb_iter_0_right = BranchSeparables(c_b, out, 7, 2, mid)
+            self.comb_iter_1_right = BranchSeparables(c_b, out, 7, 2, mid)
+            self.comb_iter_2_right = BranchSeparables(c_b, out, 5, 2, mid)
+            self.comb_iter_4_left = BranchSeparables(out, out, 3)
+        else:
+            self.comb_iter_0_left = BranchSeparables(out, out, 5)
+            self.comb_iter_0_right = BranchSeparables(out, out, 3)
+            self.comb_iter_1_left = BranchSeparables(out, out, 5)
+            self.comb_iter_1_right = BranchSeparables(out, out, 3)
+            self.comb_iter_4_left = BranchSeparables(out, out, 3)
+
+    def forward(self, x: torch.Tensor, prev: torch.Tensor | None = None) -> torch.Tensor:
+        mine = self.conv_1x1(x)
+        if self.kind == "stem0":
+            other = x
+        elif self.kind in ("stem1", "first"):
+            assert prev is not None
+            p = F.relu(prev)
+            other = self.final_path_bn(torch.cat([self.path_1(p), self.path_2(p)], 1))
+        else:
+            other = self.conv_prev_1x1(prev)
+        if self.kind in ("stem0", "stem1", "reduction"):
+            c0 = self.comb_iter_0_left(mine) + self.comb_iter_0_right(other)
+            c1 = F.max_pool2d(tf_same(mine, 3, 2, float("-inf")), 3, 2) + self.comb_iter_1_right(other)
+            c2 = F.avg_pool2d(tf_same(mine, 3, 2), 3, 2) + self.comb_iter_2_right(other)
+            c3 = avg3(c0) + c1
+            c4 = self.comb_iter_4_left(c0) + F.max_pool2d(tf_same(mine, 3, 2, float("-inf")), 3, 2)
+            return torch.cat([c1, c2, c3, c4], 1)
+        c0 = self.comb_iter_0_left(mine) + self.comb_iter_0_right(other)
+        c1 = self.comb_iter_1_left(other) + self.comb_iter_1_right(other)
+        c2 = avg3(mine) + other
+        c3 = avg3(other) + avg3(other)
+        c4 = self.comb_iter_4_left(mine) + mine
+        return torch.cat([other, c0, c1, c2, c3, c4], 1)
+
+
+class NASNetALarge(nn.Module):
+    def __init__(self, classes: int = 1000, stem_size: int = 96, num_features: int = 4032) -> None:
+        super().__init__()
+        c = num_features // 24
+        self.conv0 = nn.Module()
+        self.conv0.conv = nn.Conv2d(3, stem_size, 3, 2, bias=False)
+        self.conv0.bn = bn3(stem_size)
+        # (name, kind, branch width); a cell's output: 4 branches if reducing, else 6
+        plan = [("cell_stem_0", "stem0", c // 4), ("cell_stem_1", "stem1", c // 2)]
+        for stack, width in enumerate((c, 2 * c, 4 * c)):
+            if stack:
+                plan.append((f"reduction_cell_{stack - 1}", "reduction", width))
+            plan += [(f"cell_{6 * stack + i}", "first" if i == 0 else "normal", width) for i in range(6)]
+        self.order = [name for name, _, _ in plan]
+        channels = [stem_size, stem_size]  # the outputs before: [prev, x]
+        for name, kind, width in plan:
+            back = 3 if name in ("cell_6", "cell_12") else 2
+            self.add_module(name, NasCell(kind, channels[-1], channels[-back], width))
+            channels.append(width * (4 if kind in ("stem0", "stem1", "reduction") else 6))
+        self.last_linear = nn.Linear(channels[-1], classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv0.bn(self.conv0.conv(x))
+        outs = [x, x]
+        for name in self.order:
+            # a cell reads the two cells before it; the first cell after a reduction reads
+            # the reduction and what the reduction read as its prev
+            back = 3 if name in ("cell_6", "cell_12") else 2
+            outs.append(getattr(self, name)(outs[-1], outs[-back]))
+        x = F.relu(outs[-1]).mean([2, 3])
+        return self.last_linear(x)
+
+
 #: spec name -> a builder of the hand-written module (keyword: classes). Adding a
 #: reference for a new zoo spec is an entry here; the tests and the benchmark use it.
 REFERENCES: dict[str, Callable[..., nn.Module]] = {
@@ -601,6 +755,7 @@ REFERENCES: dict[str, Callable[..., nn.Module]] = {
     "mobilenet_v3_large": lambda **kw: MobileNetV3("large", **kw),
     "mobilenet_v3_small": lambda **kw: MobileNetV3("small", **kw),
     "shufflenet_v2_x1_0": lambda **kw: ShuffleNetV2(**kw),
+    "nasnet_a_large": lambda **kw: NASNetALarge(**kw),
 }
 
 
