@@ -197,3 +197,17 @@ def test_same_weights_same_outputs_as_a_hand_written_module(name: str) -> None:
     torch.testing.assert_close(y, y_ref, rtol=1e-4, atol=1e-5)
     for (k, v), w in zip(model.state_dict().items(), ref.state_dict().values()):
         torch.testing.assert_close(v, w, msg=k)  # running statistics updated alike
+
+
+def test_shufflenet_stage_widths_are_torchvisions_stages_out_channels() -> None:
+    """The 0.5x ShuffleNetV2 through the spec's variables: same function as the
+    hand-written module built with torchvision's stages_out_channels for 0.5x."""
+    torch.manual_seed(0)
+    ref = REFERENCES["shufflenet_v2_x1_0"](classes=10, channels=(24, 48, 96, 192, 1024)).eval()
+    widths = {"stage2": 48, "stage3": 96, "stage4": 192, "classes": 10, "resolution": 64}
+    model = netspec.compile("shufflenet_v2_x1_0", widths).eval()
+    mapping = netspec.load_weights(model, ref.state_dict())
+    assert all(k == v for k, v in mapping.items())  # by name
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), ref(x), rtol=1e-4, atol=1e-5)
