@@ -80,3 +80,14 @@ def test_the_projects_copy_of_the_reference_figures_agrees_with_the_shared_one(n
         pytest.skip(f"no shared reference folder beside the clone ({upstream})")
     ours, theirs = reference(name), json.loads(upstream.read_text())
     assert {k: v for k, v in theirs.items() if k in ours} == ours
+
+
+def test_nasnet_a_large_stages_are_timms_feature_maps() -> None:
+    """timm's nasnetalarge lists its feature maps (feature_info: channels at strides 2,
+    4, 8, 16, 32) and pools an 11x11 map (default_cfg pool_size) at 331x331."""
+    shapes = {x.name: x.output_shape for x in netspec.analyze("nasnet_a_large").layers}
+    assert shapes["conv0.bn"] == (96, 165, 165)  # stride 2
+    assert shapes["cell_stem_0.concat"] == (168, 83, 83)  # stride 4
+    assert shapes["cell_5.concat"] == (1008, 42, 42)  # stride 8
+    assert shapes["cell_11.concat"] == (2016, 21, 21)  # stride 16
+    assert shapes["act"] == (4032, 11, 11)  # stride 32
