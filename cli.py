@@ -62,6 +62,8 @@ EXAMPLES = {
         "netspec train lenet5",
         "netspec train my_net.yaml --data cifar.npz --epochs 30 --lr 0.1 --optimizer sgd",
         "netspec train --resume runs/my_net/1",
+        "netspec train resnet18 --weights resnet18.pth --set classes=2 --data pets/ --freeze backbone --unfreeze 3:layer4,6:all",
+        "netspec train resnet18 --devices 2 --batch-size 256   # data-parallel, through torchrun",
     ],
     "eval": [
         "netspec eval lenet5 --weights runs/lenet5/1/best.pt",
@@ -184,18 +186,28 @@ def _parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a spec (default: on the bundled digits) into a run directory")
     t.add_argument("spec", nargs="?", help="a spec file, or the name of a built-in spec")
-    t.add_argument("--data", default="digits", help="'digits' (bundled, the default) or an .npz with x_train, y_train")
+    t.add_argument(
+        "--data",
+        default="digits",
+        help="'digits' (bundled, the default), an .npz, an image folder or CIFAR-10's binary folder",
+    )
+    t.add_argument("--weights", metavar="CKPT", help="fine-tune from a checkpoint: every tensor that fits is loaded")
     t.add_argument("--out", default="runs", metavar="DIR", help="runs go to DIR/<spec>/<n>/ (default: runs)")
     t.add_argument("--name", metavar="NAME", help="the run's directory name instead of the next number")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last.pt with its own recipe")
     t.add_argument("--print-config", action="store_true", help="print the resolved recipe and variables, and stop")
     t.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if there is one)")
     t.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
+    t.add_argument(
+        "--devices", type=int, metavar="N", help="data-parallel in N processes on this machine (through torchrun)"
+    )
     g = t.add_argument_group("recipe (flags win over the spec's train: section)")
     for key, info in Recipe.model_fields.items():
         flag, dest = "--" + key.replace("_", "-"), "recipe_" + key
         if info.annotation is bool:
             g.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=None)
+        elif key in ("freeze", "unfreeze", "lr_groups"):
+            g.add_argument(flag, dest=dest, metavar="LIST", help=f"e.g. {_TRANSFER_EXAMPLES[key]}")
         elif key == "augment":
             g.add_argument(
                 flag, dest=dest, metavar="LIST", help="augmentation names, e.g. flip,crop ('none': no augmentation)"
@@ -420,6 +432,14 @@ def cmd_train(args: argparse.Namespace) -> int:
             value = None  # --grad-clip none
         recipe[key] = value
     options: dict[str, Any] = {"recipe": recipe, "params": _overrides(args.set), "flags": True}
+    if args.weights is not None:
+        options["weights"] = args.weights
+    if args.devices is not None and "WORLD_SIZE" not in os.environ:  # not yet under torchrun
+        from netspec.backends.train import distributed
+
+        distributed.check_devices(args.devices, args.device)
+        if args.devices > 1:
+            return distributed.launch(args.devices, _without_devices(args.argv))
     if args.print_config:
         sys.stdout.write(training.config_text(args.spec, args.data, resume=args.resume, device=args.device, **options))
         return 0
@@ -434,6 +454,27 @@ def cmd_train(args: argparse.Namespace) -> int:
         **options,
     )
     return 0
+
+
+_TRANSFER_EXAMPLES = {
+    "freeze": "backbone or layer1,conv1",
+    "unfreeze": '"3:layer4,6:all"',
+    "lr_groups": "layer4=0.1,fc=1",
+}
+
+
+def _without_devices(argv: Sequence[str]) -> list[str]:
+    """The command line minus ``--devices N``: what each process runs."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--devices":
+            skip = True
+        elif not arg.startswith("--devices="):
+            out.append(arg)
+    return out
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -485,6 +526,7 @@ EXTRAS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return {
             "summary": cmd_summary,

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 import netspec
 from netspec.backends.torch import build
 from netspec.backends.train import data
-from netspec.backends.train.loop import Trainer, param_groups
+from netspec.backends.train.loop import Trainer
 from netspec.spec.recipe import Recipe
 
 MODELS = {"lenet5": {}, "resnet18": {"resolution": 32, "classes": 10}}
@@ -76,7 +76,11 @@ def throughput(name: str, rounds: int, device: torch.device) -> None:
     trainer = Trainer(ours, d, r, device)
     augmented = Trainer(build(analysis, device=device), d, Recipe(epochs=rounds), device) if name == "lenet5" else None
     averaged = Trainer(build(analysis, device=device), d, Recipe(augment=[], epochs=rounds, ema=0.999), device)
-    opt = torch.optim.AdamW(param_groups(theirs, r.weight_decay), lr=r.lr)  # no decay on biases and norms
+    groups = [  # no decay on biases and norms
+        {"params": [p for p in theirs.parameters() if p.ndim > 1], "weight_decay": r.weight_decay},
+        {"params": [p for p in theirs.parameters() if p.ndim <= 1], "weight_decay": 0.0},
+    ]
+    opt = torch.optim.AdamW(groups, lr=r.lr)
     hand_epoch(theirs, opt, d.train, r, 2)  # warm-up of both
     trainer.steps, steps = 2, trainer.steps
     trainer.train_epoch()

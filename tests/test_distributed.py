@@ -3,6 +3,14 @@ torchrun's processes train as one process does."""
 
 from __future__ import annotations
 
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 
 from netspec.errors import SpecError
@@ -54,3 +62,101 @@ def test_more_devices_than_present_and_sync_bn_on_the_cpu_are_located_errors() -
         distributed.check_devices(999, "cpu")
     with pytest.raises(SpecError, match="no SyncBatchNorm on the CPU"):
         distributed.wrap(torch.nn.Linear(2, 2), World(0, 2), torch.device("cpu"), sync_bn=True)
+
+
+# --- torchrun's processes train as one process does ----------------------------------
+
+SPEC = """\
+name: tiny
+inputs: {image: [1, 8, 8]}
+layers:
+  - {op: conv2d, out: 4, kernel: 3, padding: 1}
+  - relu
+  - flatten
+  - {op: linear, out: 3}
+"""
+EPOCHS = 4
+FLAGS = ["--epochs", str(EPOCHS), "--batch-size", "16", "--augment", "none", "--optimizer", "sgd", "--lr", "0.05"]
+COMPARED = ("train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "lr")
+
+
+def _data(root: Path) -> None:
+    np = pytest.importorskip("numpy")
+    (root / "tiny.yaml").write_text(SPEC)
+    rng = np.random.default_rng(0)
+    y = np.arange(240) % 3
+    x = rng.integers(0, 60, (240, 8, 8)).astype(np.uint8)
+    for i, c in enumerate(y):
+        x[i, 2 * c : 2 * c + 3] = 200
+    np.savez(root / "d.npz", x_train=x, y_train=y, x_test=x[:30], y_test=y[:30])
+
+
+def _train(root: Path, name: str, *extra: str) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "netspec", "train", "tiny.yaml", "--data", "d.npz", "--out", "runs"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [*command, "--name", name, "--device", "cpu", *FLAGS, *extra],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group: killed with torchrun's workers
+    )
+
+
+def _finish(p: subprocess.Popen[str]) -> str:
+    out, _ = p.communicate(timeout=600)
+    assert p.returncode == 0, out
+    return out
+
+
+def _metrics(run: Path) -> list[dict[str, float]]:
+    with (run / "metrics.csv").open() as f:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def _same_training(a: Path, b: Path) -> None:
+    ma, mb = _metrics(a), _metrics(b)
+    assert len(ma) == len(mb) == EPOCHS
+    for ra, rb in zip(ma, mb):
+        for key in COMPARED:  # the order of float sums differs between 1 and 2 processes
+            assert rb[key] == pytest.approx(ra[key], rel=1e-4, abs=1e-6), (key, ra, rb)
+    wa = torch.load(a / "last.pt", weights_only=False)["model"]
+    wb = torch.load(b / "last.pt", weights_only=False)["model"]
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        assert torch.allclose(wa[key], wb[key], rtol=1e-4, atol=1e-5), key
+
+
+def test_two_processes_train_as_one_and_resume_in_one(tmp_path: Path) -> None:
+    """Two gloo processes (``--devices 2``, through torchrun's launcher) with the same
+    global batch give one process's losses, accuracies and final weights (to float
+    rounding); a run of two processes killed after epoch 2 resumes in one."""
+    _data(tmp_path)
+    one, two, killed = _train(tmp_path, "one"), _train(tmp_path, "two", "--devices", "2"), None
+    out = _finish(two)
+    assert "2 processes, 8 images of each batch of 16 each" in out and out.count("epoch 1/4") == 1  # rank 0 logs
+    killed = _train(tmp_path, "killed", "--devices", "2")
+    metrics = tmp_path / "runs" / "tiny" / "killed" / "metrics.csv"
+    deadline = time.monotonic() + 300
+    while not (metrics.exists() and len(metrics.read_text().splitlines()) >= 3) and killed.poll() is None:
+        assert time.monotonic() < deadline, "the run did not reach epoch 2"
+        time.sleep(0.05)
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait()
+    _finish(one)
+    runs = tmp_path / "runs" / "tiny"
+    _same_training(runs / "one", runs / "two")
+    state = torch.load(runs / "killed" / "last.pt", weights_only=False)
+    assert 1 <= state["epoch"] < EPOCHS and len(state["rng"]["augment"]) == 2  # written by 2 processes
+    resumed = subprocess.run(
+        [sys.executable, "-m", "netspec", "train", "--resume", str(runs / "killed")],
+        cwd=tmp_path,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    _same_training(runs / "one", runs / "killed")

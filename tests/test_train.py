@@ -219,7 +219,7 @@ def test_augmentations_are_reproducible_with_the_seed() -> None:
 
 def test_no_weight_decay_on_biases_and_norm_parameters() -> None:
     model = netspec.compile(analysis())
-    decay, none = loop.param_groups(model, 0.1)
+    decay, none = loop.optimizer(model, Recipe(weight_decay=0.1)).param_groups
     assert [tuple(p.shape) for p in decay["params"]] == [(4, 1, 3, 3), (3, 256)]
     assert len(none["params"]) == 4 and none["weight_decay"] == 0.0  # conv and linear biases, batchnorm scale and shift
 

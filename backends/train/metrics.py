@@ -4,7 +4,7 @@ predicted), from which per-class accuracy follows. No per-sample Python."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,12 @@ class Tally:
         best = logits.topk(min(5, logits.shape[1]), dim=1).indices
         self.top5 += (best == y[:, None]).any(1).sum()
         self.counts += torch.bincount(y * k + best[:, 0], minlength=k * k)
+
+    def summed(self, total: Callable[[torch.Tensor], torch.Tensor]) -> Tally:
+        """The tally with each sum passed through ``total`` (e.g. summed over processes)."""
+        out = Tally(self.classes, self.loss.device)
+        out.loss, out.top5, out.counts = total(self.loss), total(self.top5), total(self.counts)
+        return out
 
     def result(self, names: Sequence[str] | None = None) -> Metrics:
         confusion = self.counts.reshape(self.classes, self.classes).cpu()

@@ -20,14 +20,14 @@ import yaml
 from torch import nn
 
 from netspec.analysis import Analysis, analyze
-from netspec.backends.torch import build, resolve_device
-from netspec.backends.train import checkpoint, data
+from netspec.backends.torch import build, load_weights, resolve_device
+from netspec.backends.train import checkpoint, data, distributed
 from netspec.backends.train.augment import DETERMINISTIC
 from netspec.backends.train.curves import write_curves
 from netspec.backends.train.loop import COLUMNS, Interrupted, Trainer
 from netspec.backends.train.metrics import Metrics, confusion_csv, format_metrics
 from netspec.backends.train.progress import Progress
-from netspec.errors import SpecError, did_you_mean
+from netspec.errors import Location, SpecError, did_you_mean
 from netspec.spec.load import Spec, load_text, read_spec_file
 from netspec.spec.recipe import Recipe, resolve
 from netspec.zoo import resolve as resolve_spec
@@ -66,11 +66,12 @@ def plan(
     recipe: Mapping[str, Any] | None = None,
     flags: bool = False,
     device: str | None = None,
+    weights: str | os.PathLike[str] | None = None,
     **overrides: Any,
 ) -> Plan:
     """Load the spec and resolve its recipe: ``recipe`` and recipe keys among
     ``overrides`` win over its ``train:`` section; other ``overrides`` (and ``params``)
-    set the spec's variables."""
+    set the spec's variables. ``weights``: a checkpoint to fine-tune from."""
     if isinstance(source, Spec):  # its text is gone: the copy in the run is its data
         text, path = yaml.safe_dump(source.doc.data, sort_keys=False), source.path
     else:
@@ -90,9 +91,14 @@ def plan(
     spec = load_text(text, path, variables) if variables else spec0
     resolved = resolve(spec.model.train, wanted, flags)
     data.check_source(data_source)
+    if weights is not None and not os.path.isfile(weights):
+        raise SpecError("no such weights file", Location("--weights"), hint=os.fspath(weights))
     config = {
         "spec": spec.name,
+        # where its plugins are found on resume (they are named relative to it)
+        "spec_file": os.path.abspath(path) if path and os.path.exists(path) else None,
         "data": os.fspath(data_source),
+        "weights": os.path.abspath(weights) if weights is not None else None,
         "device": device,
         "variables": dict(spec.variables),
         "recipe": resolved.model_dump(mode="json"),
@@ -124,7 +130,10 @@ def train(
                 "--resume continues a run with its own spec, data and recipe; give nothing else but --device"
             )
         run_dir, state, config, spec_text = checkpoint.load_run(resume)
-        spec = load_text(spec_text, str(run_dir / "spec.yaml"), config["variables"])
+        spec_path = str(run_dir / "spec.yaml")
+        if "plugins" in (yaml.safe_load(spec_text) or {}) and config.get("spec_file"):
+            spec_path = config["spec_file"]  # its plugins are named relative to the original
+        spec = load_text(spec_text, spec_path, config["variables"])
         p = Plan(spec, analyze(spec), Recipe.model_validate(config["recipe"]), config, spec_text)
         data_source = config["data"]
         device = device or config.get("device")
@@ -132,13 +141,36 @@ def train(
         if source is None:
             raise SpecError("give a spec to train, or --resume RUN_DIR")
         p = plan(source, data_source, device=device, **options)
+    world = distributed.World.from_env()  # several processes under torchrun
+    try:
+        return _train(p, data_source, state, run_dir, out, name, device, quiet, on_epoch, world)
+    finally:
+        distributed.stop(world)
+
+
+def _train(
+    p: Plan,
+    data_source: str,
+    state: dict[str, Any] | None,
+    run_dir: Path | None,
+    out: str | os.PathLike[str],
+    name: str | None,
+    device: str | None,
+    quiet: bool,
+    on_epoch: Callable[[dict[str, float]], None] | None,
+    world: distributed.World,
+) -> Run:
     dev = resolve_device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     assert dev is not None
+    dev = distributed.start(world, dev)
     r = p.recipe
     d = data.load(data_source, p.analysis, r.val_split, r.seed, p.spec.variables).to(dev)
     torch.manual_seed(r.seed)
     model = build(p.analysis, device=dev)
-    trainer = Trainer(model, d, r, dev)
+    loaded = None
+    if state is None and p.config.get("weights"):  # fine-tuning: every tensor that fits
+        loaded = load_weights(model, p.config["weights"], strict=False, analysis=p.analysis)
+    trainer = Trainer(model, d, r, dev, p.analysis, world)
     history: list[dict[str, float]] = []
     best: dict[str, float] = {}
     if state is not None:
@@ -147,9 +179,11 @@ def train(
         trainer.restore(state)
         history, best = list(state["history"]), dict(state["best"])
     if run_dir is None:
-        run_dir = checkpoint.new_run_dir(out, p.spec.name, name)
-        checkpoint.write_config(run_dir, p.config, p.spec_text)
-    show = Progress(quiet, r.epochs, trainer.steps, r.batch_size)
+        if world.main:
+            run_dir = checkpoint.new_run_dir(out, p.spec.name, name)
+            checkpoint.write_config(run_dir, p.config, p.spec_text)
+        run_dir = Path(distributed.from_main(str(run_dir), world))
+    show = Progress(quiet or not world.main, r.epochs, trainer.steps, r.batch_size)
     saved_meta = {
         "spec": p.config["spec"],  # a resumed run's spec.yaml may be named otherwise
         "variables": dict(p.spec.variables),
@@ -159,7 +193,9 @@ def train(
     }
 
     def save(path: Path) -> None:
-        checkpoint.save(path, {**trainer.state(), "history": history, "best": best, **saved_meta})
+        now = trainer.state()  # on every rank: it gathers their augmentation states
+        if world.main:
+            checkpoint.save(path, {**now, "history": history, "best": best, **saved_meta})
 
     where = (
         f"epoch {trainer.epoch + 1}"
@@ -172,8 +208,16 @@ def train(
     )
     for note in d.notes:  # what the data loader skipped or cached
         show.line(f"  note: {note}")
+    if world.size > 1:
+        show.line(f"  {world.size} processes, {trainer.local_batch} images of each batch of {r.batch_size} each")
+    if loaded is not None:
+        show.line(f"  weights from {p.config['weights']}:")
+        for line in str(loaded).splitlines():
+            show.line("    " + line)
+    if trainer.frozen is not None:
+        show.line(f"  frozen: {', '.join(r.freeze)}: {trainer.frozen}")
     drawn = time.perf_counter()
-    with _stop_on_sigint(trainer):
+    with _stop_on_sigint(trainer, world):
         try:
             while trainer.epoch < r.epochs:
                 start = time.perf_counter()
@@ -195,14 +239,15 @@ def train(
                     "seconds": time.perf_counter() - start,
                 }
                 history.append(row)
-                checkpoint.write_metrics(run_dir, COLUMNS, history)
+                if world.main:
+                    checkpoint.write_metrics(run_dir, COLUMNS, history)
                 improved = not best or (row["val_top1"], -row["val_loss"]) > (best["val_top1"], -best["val_loss"])
                 if improved:
                     best = row
                     save(run_dir / "best.pt")
                 save(run_dir / "last.pt")
                 show.line(_line(row, r.epochs))
-                if time.perf_counter() - drawn > CURVES_EVERY_S:
+                if world.main and time.perf_counter() - drawn > CURVES_EVERY_S:
                     _curves(run_dir, history, str(p.config["spec"]))
                     drawn = time.perf_counter()
                 if on_epoch is not None:
@@ -224,13 +269,15 @@ def train(
                 flush=True,
             )
             raise
-    _curves(run_dir, history, str(p.config["spec"]))
+    if world.main:
+        _curves(run_dir, history, str(p.config["spec"]))
     test = None
     if d.test is not None:
         t = trainer.evaluate(d.test)
         test = {"test_loss": t.loss, "test_top1": t.top1, "test_top5": t.top5, **_test_details(t)}
-        checkpoint.write_text(run_dir / "test.json", json.dumps(test, indent=2) + "\n", "test metrics")
-        checkpoint.write_text(run_dir / "confusion.csv", confusion_csv(t), "confusion matrix")
+        if world.main:
+            checkpoint.write_text(run_dir / "test.json", json.dumps(test, indent=2) + "\n", "test metrics")
+            checkpoint.write_text(run_dir / "confusion.csv", confusion_csv(t), "confusion matrix")
         show.line(format_metrics(t, "test" + (" (EMA weights)" if trainer.ema is not None else "")))
     return Run(run_dir, r, trainer.evaluated, history, best, test, d.classes)
 
@@ -249,10 +296,12 @@ def _test_details(t: Metrics) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def _stop_on_sigint(trainer: Trainer) -> Iterator[None]:
+def _stop_on_sigint(trainer: Trainer, world: distributed.World) -> Iterator[None]:
     """The first Ctrl-C asks the trainer to stop before its next step; a second one
-    interrupts at once. Only in the main thread (the only one Python signals)."""
-    if threading.current_thread() is not threading.main_thread():
+    interrupts at once. Only in the main thread (the only one Python signals), and in
+    a single process (under torchrun, Ctrl-C stops all processes; last.pt holds the
+    last whole epoch)."""
+    if threading.current_thread() is not threading.main_thread() or world.size > 1:
         yield
         return
 

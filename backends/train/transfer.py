@@ -22,7 +22,6 @@ the same parameters in the same order).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +32,8 @@ from torch import nn
 from netspec.analysis import Analysis
 from netspec.backends.layer_names import backbone, layer_of, pick, picks
 from netspec.errors import Location, SpecError
+from netspec.spec.finetune import parse_unfreeze, unfreeze_schedule
+from netspec.spec.finetune import patterns as split_patterns
 
 #: pattern words that are not layer names
 WORDS = ("backbone", "all")
@@ -48,11 +49,6 @@ def _parameters(model: nn.Module, analysis: Analysis) -> dict[str, list[tuple[st
     return found
 
 
-def _patterns(value: str | Iterable[str]) -> list[str]:
-    items = value.split(",") if isinstance(value, str) else list(value)
-    return [item.strip() for item in items if item.strip()]
-
-
 def select(analysis: Analysis, patterns: str | Iterable[str], what: str, where: Location | None) -> list[str]:
     """The layers (with parameters) that ``patterns`` pick, in graph order:
     prefixes, globs, ``backbone`` (``layer_names.backbone``) and ``all``. A pattern
@@ -60,7 +56,7 @@ def select(analysis: Analysis, patterns: str | Iterable[str], what: str, where: 
     names = [info.name for info in analysis.layers if info.op != "input"]
     with_params = {info.name for info in analysis.layers if info.params > 0}
     chosen: set[str] = set()
-    for pattern in _patterns(patterns):
+    for pattern in split_patterns(patterns):
         if pattern == "all":
             picked = names
         elif pattern == "backbone":
@@ -186,47 +182,6 @@ def param_groups(
 
 
 # --- gradual unfreezing ------------------------------------------------------------
-
-_ITEM = re.compile(r"\s*(?P<epoch>[^:,]*?)\s*:\s*(?P<name>[^,]*?)\s*(?:,|$)")
-
-
-def parse_unfreeze(text: str, option: str = "--unfreeze") -> dict[int, list[str]]:
-    """The CLI spelling ``"3:layer4,6:layer3,9:all"`` as ``{3: ["layer4"], ...}``
-    (an epoch given twice unfreezes both names); a malformed item is a SpecError
-    located at its column in ``option``."""
-    schedule: dict[int, list[str]] = {}
-    pos = 0
-    if not text.strip():
-        raise SpecError("expects EPOCH:NAME[,EPOCH:NAME...]", Location(option, 1, 1), hint='e.g. "3:layer4,6:all"')
-    while pos < len(text):
-        m = _ITEM.match(text, pos)
-        where = Location(option, 1, pos + 1)
-        if m is None or m.end() == pos:
-            raise SpecError(
-                f"expects EPOCH:NAME, not {text[pos:].split(',')[0].strip()!r}", where, hint='e.g. "3:layer4,6:all"'
-            )
-        epoch, name = m.group("epoch"), m.group("name")
-        if not epoch.isdigit():
-            raise SpecError(
-                f"the epoch must be a whole number, not {epoch!r}", Location(option, 1, m.start("epoch") + 1)
-            )
-        if not name:
-            raise SpecError(f"epoch {epoch}: no layer name after ':'", Location(option, 1, m.end("epoch") + 1))
-        schedule.setdefault(int(epoch), []).append(name)
-        pos = m.end()
-    return schedule
-
-
-def unfreeze_schedule(value: str | Mapping[Any, Any], option: str = "--unfreeze") -> dict[int, list[str]]:
-    """The schedule from the CLI string or the recipe's mapping (``{3: layer4, 9: [layer3, fc]}``)."""
-    if isinstance(value, str):
-        return parse_unfreeze(value, option)
-    schedule: dict[int, list[str]] = {}
-    for epoch, names in value.items():
-        if isinstance(epoch, bool) or not (isinstance(epoch, int) or (isinstance(epoch, str) and epoch.isdigit())):
-            raise SpecError(f"unfreeze: the epoch must be a whole number, not {epoch!r}", Location(option))
-        schedule.setdefault(int(epoch), []).extend(_patterns(names))
-    return schedule
 
 
 class Unfreezer:

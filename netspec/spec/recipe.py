@@ -13,6 +13,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import Field, ValidationError, field_validator
 
 from netspec.errors import Location, SpecError, did_you_mean
+from netspec.spec import finetune
 from netspec.spec.augment import Augmentation, Crop
 from netspec.spec.strict import Strict
 
@@ -47,6 +48,40 @@ class Recipe(Strict):
     augment: list[Augmentation] = Field(default_factory=_light)
     #: decay of an exponential moving average of the weights, used for evaluation (off: none)
     ema: Annotated[float, Field(gt=0, lt=1)] | None = None
+
+    #: transfer learning: the layers to freeze (name prefixes, globs, ``backbone``, ``all``)
+    freeze: list[str] = Field(default_factory=list)
+    freeze_bn: bool = False  # frozen batch norm layers stay in eval mode (running statistics kept)
+    #: epoch -> layers made trainable at its start (``{3: layer4, 9: all}``, or "3:layer4,9:all")
+    unfreeze: dict[int, list[str]] = Field(default_factory=dict)
+    #: learning-rate multiplier per layer prefix (discriminative fine-tuning)
+    lr_groups: dict[str, float] = Field(default_factory=dict)
+    sync_bn: bool = False  # data-parallel on CUDA: batch norm statistics over all processes
+
+    @field_validator("freeze", mode="before")
+    @classmethod
+    def _freeze_text(cls, value: Any) -> Any:
+        return finetune.patterns(value) if isinstance(value, str) else value
+
+    @field_validator("unfreeze", mode="before")
+    @classmethod
+    def _unfreeze_text(cls, value: Any) -> Any:
+        if not isinstance(value, str | Mapping):
+            return value
+        try:
+            return finetune.unfreeze_schedule(value)
+        except SpecError as e:
+            raise ValueError(e.message) from None
+
+    @field_validator("lr_groups", mode="before")
+    @classmethod
+    def _lr_groups_text(cls, value: Any) -> Any:
+        if not isinstance(value, str | Mapping):
+            return value
+        try:
+            return finetune.parse_lr_groups(value)
+        except SpecError as e:
+            raise ValueError(e.message) from None
 
     @field_validator("ema", mode="before")
     @classmethod
