@@ -8,6 +8,7 @@ torch, onnx or graphviz.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 from netspec.analysis import Analysis, LayerInfo, Totals, analyze, analyze_graph, analyze_text, load
@@ -86,14 +87,19 @@ def predict(spec_or_path: Any, weights: Any, images: Any, **options: Any) -> Any
     return run(spec_or_path, weights, images, **options)
 
 
-def load_weights(model: Any, state_dict: Any) -> dict[str, str]:
-    """Load a checkpoint (a state_dict or a file) of an equivalent model into ``model``:
-    keys map by name where they agree, otherwise by order and shape; a mismatch raises
-    a ``SpecError`` naming the first mismatching key and both shapes."""
+def load_weights(
+    model: Any, state_dict: Any, *, strict: bool = True, exclude: Sequence[str] = (), analysis: Any = None
+) -> Any:
+    """Load a checkpoint (a state_dict, a run's checkpoint or a file) of an equivalent
+    model into ``model``: keys map by name where they agree, otherwise by order and
+    shape. ``strict`` (the default): a mismatch raises a ``SpecError`` naming the first
+    mismatching key and both shapes; returns the key mapping. ``strict=False``
+    (fine-tuning): loads what fits, skips what does not (a new head) and what
+    ``exclude`` picks, and returns the ``LoadReport`` (``analysis``, the spec's, names
+    the head). See ``netspec.backends.torch.load_weights``."""
     from netspec.backends import torch as backend
 
-    mapping: dict[str, str] = backend.load_weights(model, state_dict)
-    return mapping
+    return backend.load_weights(model, state_dict, strict=strict, exclude=exclude, analysis=analysis)
 
 
 def to_digraph(

@@ -435,3 +435,79 @@ def test_transfer_from_digits_0_to_4_beats_scratch_on_5_to_9_from_20_images_a_cl
 
     ours, theirs = accuracy(tuned, x[held], y[held] - 5), accuracy(scratch, x[held], y[held] - 5)
     assert ours > theirs + MARGIN, f"transfer {ours:.3f}, scratch {theirs:.3f}"
+
+
+# --- through netspec train -----------------------------------------------------------
+
+
+def _digits_npz(path: Any, digits: range, classes: int) -> None:
+    np = pytest.importorskip("numpy")
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    keep = np.isin(d.target, list(digits))
+    x = (d.images[keep] * (255 / 16)).round().astype(np.uint8)
+    y = (d.target[keep] - digits.start) % classes
+    np.savez(path, x_train=x[:-40], y_train=y[:-40], x_test=x[-40:], y_test=y[-40:])
+
+
+def test_netspec_train_fine_tunes_a_frozen_backbone_and_unfreezes_it_on_schedule(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--weights`` of a run trained on digits 0-4 into a 3-class head for digits 5-7:
+    the report names the new head, the backbone stays as loaded while frozen, and the
+    unfreezing at epoch 2 makes it train."""
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(SPEC)
+    _digits_npz(tmp_path / "a.npz", range(0, 5), 5)
+    _digits_npz(tmp_path / "b.npz", range(5, 8), 3)
+    small = {"epochs": 1, "batch_size": 32, "augment": [], "quiet": True, "out": tmp_path / "runs"}
+    pre = netspec.train(spec, str(tmp_path / "a.npz"), name="pre", **small)
+    start = {k: v.clone() for k, v in pre.module.state_dict().items()}
+    frozen = netspec.train(
+        spec,
+        str(tmp_path / "b.npz"),
+        name="frozen",
+        classes=3,
+        weights=pre.directory / "best.pt",
+        freeze="backbone",
+        freeze_bn=True,
+        **{**small, "quiet": False},
+    )
+    out = capsys.readouterr().out
+    head = 4 * 4 * 4 * 3 + 3  # fc: 4 channels of 4x4 to 3 classes, and its bias
+    assert "skipped for shape   2  fc" in out and f"frozen: backbone: trainable {head} params" in out, out
+    after = frozen.module.state_dict()
+    assert all(torch.equal(after[k], start[k]) for k in start if not k.startswith("fc."))  # BN statistics too
+    assert not torch.equal(after["fc.bias"][:3], start["fc.bias"][:3])
+    thawed = netspec.train(
+        spec,
+        str(tmp_path / "b.npz"),
+        name="thawed",
+        classes=3,
+        weights=pre.directory / "best.pt",
+        freeze="backbone",
+        unfreeze="2:block",
+        **{**small, "epochs": 2},
+    )
+    after = thawed.module.state_dict()
+    assert torch.equal(after["conv1.weight"], start["conv1.weight"])  # never unfrozen
+    assert not torch.equal(after["block.conv.weight"], start["block.conv.weight"])  # trained from epoch 2
+    state = torch.load(thawed.directory / "last.pt", weights_only=False)
+    assert state["unfreeze"] == {"done": [2]}
+
+
+def test_netspec_train_errors_for_transfer_are_located(tmp_path: Any) -> None:
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(SPEC)
+    with pytest.raises(netspec.SpecError, match="no such weights file") as e:
+        netspec.train(spec, weights=tmp_path / "none.pt", quiet=True, out=tmp_path)
+    assert "--weights" in e.value.format()
+    with pytest.raises(netspec.SpecError, match="freeze pattern 'blok' names no layer") as e:
+        netspec.train(spec, freeze="blok", classes=10, epochs=1, quiet=True, out=tmp_path)
+    assert "did you mean 'block'" in e.value.format()
+    with pytest.raises(netspec.SpecError, match="unfreeze epoch 4 is outside the run"):
+        netspec.train(spec, freeze="all", unfreeze="4:all", classes=10, epochs=3, quiet=True, out=tmp_path)
+    with pytest.raises(netspec.SpecError, match="nothing is left to train"):
+        netspec.train(spec, freeze="all", classes=10, epochs=1, quiet=True, out=tmp_path)
+    assert not (tmp_path / "tiny").exists()  # nothing written for a refused run
