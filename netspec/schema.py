@@ -24,7 +24,13 @@ from netspec.spec.model import LayerEntry, SpecModel
 
 DRAFT = "http://json-schema.org/draft-07/schema#"
 #: a value written as an expression (evaluated by the spec's variables)
-EXPRESSION = {"type": "string", "pattern": r"\$", "description": "an expression, e.g. $width * 2"}
+EXPRESSION = {
+    "type": "string",
+    "pattern": r"\$|\b(channels|height|width)\s*\(",
+    "description": "an expression, e.g. $width * 2 or channels(x) // 2",
+}
+#: inside blocks a layer may be named by a number (``name: 0``, torchvision's ``features.0``)
+_INDEX = {"type": "integer", "minimum": 0}
 _INT = {"type": "integer", "minimum": 1}
 _COUNT = {"type": "integer", "minimum": 0}
 
@@ -66,8 +72,9 @@ def _layer_keys() -> dict[str, Any]:
     """The keys every layer takes besides its op's attributes."""
     props: dict[str, Any] = _model_schema(LayerEntry)["properties"]
     props = {k: v for k, v in props.items() if k != "op"}
-    ref = props["otherwise"]["anyOf"][0]
+    ref = {"anyOf": [props["otherwise"]["anyOf"][0], _INDEX]}
     props["inputs"] = {"anyOf": [ref, {"type": "array", "items": ref, "minItems": 1}], "description": "input layers"}
+    props["name"] = {**props["name"], "anyOf": [*props["name"]["anyOf"], _INDEX]}
     for key in ("repeat", "when", "trainable"):
         props[key] = _or_expression(props[key])
     props["repeat"]["anyOf"][0] = {"type": "integer", "minimum": 1}
