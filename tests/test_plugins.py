@@ -428,3 +428,19 @@ def test_a_lowering_for_an_op_the_plugin_does_not_register_is_refused(tmp_path: 
     e = refused(tmp_path, stray)
     assert e.message == "plugin bad.py gives op 'relu' a lowering in onnx but does not register it"
     assert "mine" not in REGISTRY
+
+
+def test_netspec_train_trains_a_plugin_spec_and_resumes_it(tmp_path: Path) -> None:
+    """The run keeps a copy of the spec; its plugins are named relative to the
+    original, which resume reads them from."""
+    np = pytest.importorskip("numpy")
+    spec = cbam_spec(tmp_path)
+    rng = np.random.default_rng(0)
+    y = np.arange(60) % 3
+    x = rng.integers(0, 255, (60, 3, 12, 12)).astype(np.uint8)
+    np.savez(tmp_path / "d.npz", x_train=x, y_train=y)
+    options = {"epochs": 1, "batch_size": 8, "augment": [], "quiet": True, "out": tmp_path / "runs"}
+    run = netspec.train(spec, str(tmp_path / "d.npz"), **options)
+    assert any(k.startswith("att.") for k in run.module.state_dict())  # the plugin's parameters trained
+    again = netspec.train(resume=run.directory, quiet=True)  # finished: loads it, trains nothing more
+    assert again.history == run.history
