@@ -142,19 +142,21 @@ def attrs_text(a: Analysis, row: LayerInfo) -> str:
     node = a.graph.nodes.get(row.name)
     if node is None:
         return ""
-    attrs, parts = node.attrs, []
+    # the validated values by name (pydantic keeps them in __dict__; getattr of an
+    # attribute an op lacks goes through pydantic's slow __getattr__)
+    attrs, parts = vars(node.attrs), []
     for field, short, default in _SHORT:
-        value = getattr(attrs, field, default)
+        value = attrs.get(field, default)
         if field == "stride" and value is None:
-            value = attrs.kernel  # pooling: the stride defaults to the kernel
+            value = attrs["kernel"]  # pooling: the stride defaults to the kernel
         if isinstance(value, str):  # padding 'same' or 'valid'
             parts.append(value)
         elif value is not None and value != default:
             parts.append(f"{short}{_square(value) if isinstance(value, tuple) else value}")
-    groups = getattr(attrs, "groups", 1)
+    groups = attrs.get("groups", 1)
     if groups != 1:
         parts.append("dw" if groups == "depthwise" else f"g{groups}")
-    if getattr(attrs, "ceil_mode", False):
+    if attrs.get("ceil_mode", False):
         parts.append("ceil")
     return " ".join(parts)
 
