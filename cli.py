@@ -393,6 +393,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         init=args.init,
         device=args.device,
         dtype=args.dtype,
+        note=lambda line: print(line, file=sys.stderr),
     )
     if args.output is None:
         sys.stdout.write(source)

@@ -833,6 +833,7 @@ class LoadReport:
 
         return [
             ("loaded", len(self.loaded), []),
+            ("  by order", len(by_order(self.loaded)), collapse(by_order(self.loaded), self.layers)),
             ("skipped for shape", len(self.skipped), collapse(self.skipped, self.layers)),
             ("excluded", len(self.excluded), collapse(self.excluded, self.layers)),
             ("missing", len(self.missing), collapse(self.missing, self.layers)),
@@ -847,6 +848,23 @@ class LoadReport:
         digits = max(len(str(n)) for _, n, _ in rows)
         lines = [f"{what:<{width}}  {n:>{digits}}  {name_list(names, 8)}".rstrip() for what, n, names in rows]
         return "\n".join(["weights (tensors)", *lines])
+
+
+def by_order(mapping: Mapping[str, str]) -> list[str]:
+    """The model keys a checkpoint fed by order and shape, not by name: two layers of
+    the same shape swapped in the checkpoint would load without a word there."""
+    return [k for k, src in mapping.items() if k != src]
+
+
+def order_note(mapping: Mapping[str, str]) -> str | None:
+    """One line saying how much of a load went by order, if any did."""
+    keys = by_order(mapping)
+    if not keys:
+        return None
+    return (
+        f"note: {len(keys)} of {len(mapping)} tensors loaded by order and shape, not by name "
+        f"(e.g. '{keys[0]}' <- '{mapping[keys[0]]}')"
+    )
 
 
 @overload
@@ -987,9 +1005,11 @@ def write(
     init: str | None = None,
     device: str | None = None,
     dtype: str | None = None,
+    note: Callable[[str], None] | None = None,
 ) -> str:
     """What ``netspec compile`` does: the standalone source (``.py`` or no ``out``:
-    returned) or a state_dict (``.pt``/``.pth``: saved). Returns the source, or ""."""
+    returned) or a state_dict (``.pt``/``.pth``: saved). Returns the source, or "".
+    ``note`` is told when ``weights`` loaded by order rather than by name."""
     if out is not None and Path(out).suffix not in (".py", ".pt", ".pth"):
         raise SpecError(
             f"cannot tell what to write from the name {os.fspath(out)!r}",
@@ -1008,7 +1028,9 @@ def write(
 
     model = build(analysis, init=init, device=device, dtype=dtype)
     if weights is not None:
-        load_weights(model, weights)
+        said = order_note(load_weights(model, weights))
+        if said is not None and note is not None:
+            note(said)
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
     write_atomic(out, [buffer.getbuffer()], "state_dict")

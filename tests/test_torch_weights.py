@@ -211,3 +211,21 @@ def test_shufflenet_stage_widths_are_torchvisions_stages_out_channels() -> None:
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(model(x), ref(x), rtol=1e-4, atol=1e-5)
+
+
+def test_compile_says_when_a_checkpoint_loads_by_order(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """ResNet-18's checkpoint names its projections 'downsample.0'/'.1' where the spec
+    says 'downsample'/'downsample_bn': those load by order and shape, and compile says
+    so; a checkpoint of the spec's own names loads silently."""
+    from netspec.cli import main
+
+    entries = KEYS["resnet18"]
+    torch.save(numbered(entries), tmp_path / "tv.pt")
+    assert main(["compile", "resnet18", "-o", str(tmp_path / "a.pt"), "--weights", str(tmp_path / "tv.pt")]) == 0
+    differ = [k for k, _ in entries if k not in empty_model("resnet18").state_dict()]
+    err = capsys.readouterr().err
+    assert f"note: {len(differ)} of {len(entries)} tensors loaded by order and shape, not by name" in err, err
+    assert main(["compile", "resnet18", "-o", str(tmp_path / "b.pt"), "--weights", str(tmp_path / "a.pt")]) == 0
+    assert "by order" not in capsys.readouterr().err
+    report = netspec.load_weights(empty_model("resnet18"), tmp_path / "tv.pt", strict=False)
+    assert ("  by order", len(differ)) == report.rows()[1][:2]
