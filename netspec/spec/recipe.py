@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 
 from netspec.errors import Location, SpecError, did_you_mean
 from netspec.spec import finetune
@@ -63,23 +63,15 @@ class Recipe(Strict):
     def _freeze_text(cls, value: Any) -> Any:
         return finetune.patterns(value) if isinstance(value, str) else value
 
-    @field_validator("unfreeze", mode="before")
+    @field_validator("unfreeze", "lr_groups", mode="before")
     @classmethod
-    def _unfreeze_text(cls, value: Any) -> Any:
+    def _written_form(cls, value: Any, info: ValidationInfo) -> Any:
+        """Their text (the flags' spelling) or mapping, parsed; a mistake as pydantic's error."""
         if not isinstance(value, str | Mapping):
             return value
+        parse = finetune.unfreeze_schedule if info.field_name == "unfreeze" else finetune.parse_lr_groups
         try:
-            return finetune.unfreeze_schedule(value)
-        except SpecError as e:
-            raise ValueError(e.message) from None
-
-    @field_validator("lr_groups", mode="before")
-    @classmethod
-    def _lr_groups_text(cls, value: Any) -> Any:
-        if not isinstance(value, str | Mapping):
-            return value
-        try:
-            return finetune.parse_lr_groups(value)
+            return parse(value)
         except SpecError as e:
             raise ValueError(e.message) from None
 
