@@ -124,8 +124,11 @@ def test_blocks_are_nested_clusters() -> None:
 def test_residual_shortcut_is_an_edge_from_the_real_producer() -> None:
     d = dot_of("resnet18")
     assert ("maxpool", "layer1.0.add") in d.edges  # identity shortcut
-    assert ("layer1.1.relu2", "layer2.0.downsample") in d.edges  # projection shortcut
-    assert ("layer2.0.downsample_bn", "layer2.0.add") in d.edges
+    # projection shortcut: torchvision's downsample Sequential, conv (0) then batch norm (1)
+    assert ("layer1.1.relu2", "layer2.0.downsample.0") in d.edges
+    assert ("layer2.0.downsample.0", "layer2.0.downsample.1") in d.edges
+    assert ("layer2.0.downsample.1", "layer2.0.add") in d.edges
+    assert d.cluster_of["layer2.0.downsample.1"][-1] == "cluster_layer2.0.downsample"  # a block of its own
 
 
 def test_inception_branches_fan_out_and_concat() -> None:
@@ -316,7 +319,7 @@ def test_a_block_is_drawn_from_its_first_instance_with_its_parameters() -> None:
     body = {x.name for x in a.layers if x.name.startswith("layer1.0.")}
     assert set(d.labels) == body | {"maxpool"}  # what it takes from outside is drawn as its input
     assert d.labels["layer1.0.conv2"].split("\n")[:2] == ["conv2", "conv 3x3, 64"]  # named as in the block
-    assert ("maxpool", "layer1.0.conv1") in d.edges and ("maxpool", "layer1.0.downsample") in d.edges
+    assert ("maxpool", "layer1.0.conv1") in d.edges and ("maxpool", "layer1.0.downsample.0") in d.edges
     assert all(dst in body for _, dst in d.edges)  # no edge leaves the block
     assert 'label="block bottleneck (as layer1.0)\\nmid=64, out=256, stride=1, project=True\\n' in d.source
     assert "shape=invhouse" in d.source.split('maxpool [label="maxpool')[1].split("\n")[0]
