@@ -136,9 +136,14 @@ def test_inception_branches_fan_out_and_concat() -> None:
     into = {src for src, dst in d.edges if dst == "inception3a.concat"}
     assert into == {f"inception3a.{b}" for b in ("branch1", "branch2", "branch3", "branch4")}
     out_of = {dst for src, dst in d.edges if src == "maxpool2"}
-    assert out_of == {f"inception3a.{b}" for b in ("branch1", "branch2", "branch3", "branch4_pool")}
+    assert out_of == into  # every branch reads the block input, branch4 (pool, then conv) too
     assert d.cluster_of["inception3a.branch2"] == ("cluster_inception3a",)
     assert "basic_conv x2" in d.labels["inception3a.branch2"]
+    assert "pool_branch" in d.labels["inception3a.branch4"]
+    deeper = dot_of("googlenet", depth=3)
+    assert ("maxpool2", "inception3a.branch4.0") in deeper.edges  # the pool, torchvision's branch4.0
+    assert ("inception3a.branch4.0", "inception3a.branch4.1") in deeper.edges
+    assert ("inception3a.branch4.1", "inception3a.concat") in deeper.edges
 
 
 def test_collapse_marks_repeats_and_sums_params_and_macs() -> None:
@@ -210,7 +215,7 @@ def test_image_files_are_written(tmp_path: Path, ext: str, magic: bytes) -> None
 @needs_dot
 def test_svg_contains_the_layer_names(tmp_path: Path) -> None:
     text = backend.render("googlenet", tmp_path / "g.svg", depth=2).read_text()
-    assert "inception3a.branch4_pool" in text
+    assert "<title>inception3a.branch4</title>" in text
     assert "inception3a: inception" in text
 
 
