@@ -151,8 +151,8 @@ def test_a_block_no_longer_needs_its_input_channels_passed() -> None:
     # DenseNet-121's transitions keep half the channels: 256 -> 128, 512 -> 256, 1024 -> 512
     # (Huang et al., table 1; torchvision's num_features // 2), read from their inputs.
     a = netspec.analyze("densenet121", {"resolution": 64})
-    assert [a.layer(f"transition{k}.conv").output_shape[0] for k in (1, 2, 3)] == [128, 256, 512]
-    assert [a.layer(f"transition{k}.norm").output_shape[0] for k in (1, 2, 3)] == [256, 512, 1024]
+    assert [a.layer(f"features.transition{k}.conv").output_shape[0] for k in (1, 2, 3)] == [128, 256, 512]
+    assert [a.layer(f"features.transition{k}.norm").output_shape[0] for k in (1, 2, 3)] == [256, 512, 1024]
 
 
 @pytest.mark.parametrize("width", [0.5, 1.0])
