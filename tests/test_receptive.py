@@ -70,14 +70,15 @@ def test_depth_collapses_blocks_and_keeps_the_totals() -> None:
     assert stages["layer2"].op == "basic"
     assert stages["layer2"].output_shape == (128, 28, 28)
     assert stages["layer2"].params == sum(x.params for x in a.layers if x.name.startswith("layer2."))
-    for depth in (1, 2, 3):
+    for depth in (1, 2, 3, 4):
         rows = a.rows(depth)
         assert sum(x.params for x in rows) == a.totals.params
         assert sum(x.macs for x in rows) == a.totals.macs
     instances = [x.name for x in a.rows(2) if x.name.startswith("layer3")]
     assert instances == ["layer3.0", "layer3.1"]
     assert a.rows(2)[0].name == "image"
-    assert [x.name for x in a.rows(3)] == [x.name for x in a.layers]  # nothing deeper
+    # the deepest names are four parts long (layer2.0.downsample.0): nothing deeper
+    assert [x.name for x in a.rows(4)] == [x.name for x in a.layers]
 
 
 def test_depth_collapses_plain_repeats() -> None:
