@@ -47,7 +47,7 @@ def test_summary_skips_pydantic_plugin_discovery() -> None:
 def test_summary_of_a_builtin_spec_from_any_directory(tmp_path: Path) -> None:
     r = run("summary", "vgg16", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert "conv5_3" in r.stdout
+    assert "features.28" in r.stdout  # conv5_3
     assert "15,470,264,320" in r.stdout
 
 
@@ -73,9 +73,11 @@ def test_json_schema() -> None:
         *("name", "op", "inputs", "output_shape", "params", "macs", "flops", "line"),
         *("receptive_field", "effective_stride", "count", "attrs", "activation_bytes"),
     }
-    conv = next(x for x in data["layers"] if x["name"] == "conv1_1")
+    conv = next(x for x in data["layers"] if x["name"] == "features.0")
+    spec_lines = (REPO / "specs" / "vgg16_bn.yaml").read_text().splitlines()
+    conv1_1 = 1 + next(i for i, line in enumerate(spec_lines) if line.endswith("# conv1_1"))  # the line it is on
     assert conv == {
-        "name": "conv1_1",
+        "name": "features.0",
         "op": "conv2d",
         "inputs": ["image"],
         "output_shape": [64, 224, 224],
@@ -87,7 +89,7 @@ def test_json_schema() -> None:
         "receptive_field": [3, 3],
         "effective_stride": [1, 1],
         "count": 1,
-        "line": 13,
+        "line": conv1_1,
     }
     t = data["totals"]
     assert t["params"] == 138_365_992 and t["trainable_params"] == t["params"]
@@ -110,7 +112,7 @@ def test_csv_and_markdown_agree_with_json() -> None:
     assert [r["name"] for r in rows] == [x["name"] for x in data["layers"]]
     assert sum(int(r["macs"]) for r in rows) == data["totals"]["macs"]
     md = run("summary", "alexnet", "--format", "markdown").stdout
-    assert "| conv1 | conv2d | [N, 64, 55, 55] | 11 | 4 | 23,296 |" in md
+    assert "| features.0 | conv2d | [N, 64, 55, 55] | 11 | 4 | 23,296 |" in md
     assert "| MACs | 714,188,480 (714.19 M) |" in md
 
 

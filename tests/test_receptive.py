@@ -17,9 +17,9 @@ def test_published_receptive_fields() -> None:
     # Widely quoted figures: VGG-16's conv5_3 sees 196 pixels and pool5 212;
     # ResNet-18's last block 435 with an effective stride of 32.
     vgg = netspec.analyze("vgg16")
-    assert vgg.layer("conv5_3").receptive_field == (196, 196)
-    assert vgg.layer("pool5").receptive_field == (212, 212)
-    assert vgg.layer("pool5").effective_stride == (32, 32)
+    assert vgg.layer("features.28").receptive_field == (196, 196)  # conv5_3
+    assert vgg.layer("features.30").receptive_field == (212, 212)  # pool5
+    assert vgg.layer("features.30").effective_stride == (32, 32)
     resnet = netspec.analyze("resnet18")
     assert resnet.layer("layer4.1.relu2").receptive_field == (435, 435)
     assert resnet.layer("layer4.1.relu2").effective_stride == (32, 32)

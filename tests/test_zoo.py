@@ -69,7 +69,7 @@ def test_vgg16_bn_counts_running_statistics_as_buffers() -> None:
 def test_variables_rescale_a_zoo_model() -> None:
     a = netspec.analyze("vgg16", {"classes": 10, "resolution": 32})
     assert a.layers[-1].output_shape == (10,)
-    assert a.layer("pool5").output_shape == (512, 1, 1)
+    assert a.layer("features.30").output_shape == (512, 1, 1)  # pool5
     assert a.layer("avgpool").output_shape == (512, 7, 7)  # adaptive pooling upsamples 1x1 to 7x7
 
 
