@@ -158,11 +158,13 @@ def test_a_block_no_longer_needs_its_input_channels_passed() -> None:
 @pytest.mark.parametrize("width", [0.5, 1.0])
 def test_mobilenet_v2_shortcuts_are_where_the_paper_puts_them(width: float) -> None:
     # the (t, c, n, s) table: a residual on every block but the first of each stage
-    # (and stage1 and stage7, which have one block each)
+    # (none on the stages of one block); torchvision numbers the 17 blocks of all
+    # stages in one Sequential, features.1 .. features.17
     a = netspec.analyze("mobilenet_v2", {"resolution": 32, "width": width})
     adds = sorted(x.name for x in a.layers if x.op == "add")
-    blocks = {"stage2": 2, "stage3": 3, "stage4": 4, "stage5": 3, "stage6": 3}
-    assert adds == sorted(f"{s}.{i}.add" for s, n in blocks.items() for i in range(1, n))
+    blocks = [1, 2, 3, 4, 3, 3, 1]
+    first = [1 + sum(blocks[:k]) for k in range(len(blocks))]
+    assert adds == sorted(f"features.{f + i}.add" for f, n in zip(first, blocks) for i in range(1, n))
 
 
 def test_a_layer_cannot_read_its_own_shape() -> None:
