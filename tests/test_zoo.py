@@ -91,3 +91,61 @@ def test_nasnet_a_large_stages_are_timms_feature_maps() -> None:
     assert shapes["cell_5.concat"] == (1008, 42, 42)  # stride 8
     assert shapes["cell_11.concat"] == (2016, 21, 21)  # stride 16
     assert shapes["act"] == (4032, 11, 11)  # stride 32
+
+
+#: the convolutions per stage of VGG's configurations A, B, D and E (Simonyan &
+#: Zisserman, 2014, table 1); the stages have 64, 128, 256, 512 and 512 channels
+VGG_CONFIGURATIONS = {
+    "vgg11": (1, 1, 2, 2, 2),
+    "vgg13": (2, 2, 2, 2, 2),
+    "vgg16": (2, 2, 3, 3, 3),
+    "vgg19": (2, 2, 4, 4, 4),
+}
+
+
+def _commented_layers(name: str) -> dict[str, netspec.LayerInfo]:
+    """The layers whose spec line ends in a comment naming them (``# conv5_3``)."""
+    a = netspec.analyze(name)
+    at_line = {x.line: x for x in a.layers if x.op != "input"}
+    lines = (REPO / "specs" / f"{name}.yaml").read_text().splitlines()
+    return {line.rsplit("# ", 1)[1]: at_line[i] for i, line in enumerate(lines, 1) if i in at_line and "# " in line}
+
+
+@pytest.mark.parametrize("name", [*VGG_CONFIGURATIONS, "vgg16_bn"])
+def test_vgg_comments_give_the_papers_layer_names(name: str) -> None:
+    # the specs number their layers as torchvision does (features.28); the comment
+    # beside each names it as the paper does (conv5_3), and must name the right layer
+    stages = VGG_CONFIGURATIONS[name.removesuffix("_bn")]
+    named = _commented_layers(name)
+    for s, (convs, channels) in enumerate(zip(stages, (64, 128, 256, 512, 512)), 1):
+        for k in range(1, convs + 1):
+            conv = named.pop(f"conv{s}_{k}")
+            assert (conv.op, conv.output_shape) == ("conv2d", (channels, 224 >> (s - 1), 224 >> (s - 1)))
+            if name.endswith("_bn"):
+                bn = named.pop(f"bn{s}_{k}")
+                assert bn.op == "batchnorm" and bn.inputs == (conv.name,)
+        pool = named.pop(f"pool{s}")
+        assert (pool.op, pool.output_shape) == ("maxpool2d", (channels, 224 >> s, 224 >> s))
+    fc6, fc7, fc8 = (named.pop(fc) for fc in ("fc6", "fc7", "fc8"))
+    assert [(fc.op, fc.output_shape) for fc in (fc6, fc7, fc8)] == [("linear", (4096,))] * 2 + [("linear", (1000,))]
+    assert fc8.name == "classifier.6"  # torchvision's last Linear
+    assert not any(k.startswith(("conv", "bn", "pool", "fc")) for k in named)  # no name left over
+
+
+def test_alexnet_comments_give_the_usual_layer_names() -> None:
+    named = _commented_layers("alexnet")
+    # torchvision's variant: 64-192-384-256-256 channels, 55 -> 27 -> 13 -> 6 pixels
+    expected = {
+        "conv1": ("conv2d", (64, 55, 55)),
+        "pool1": ("maxpool2d", (64, 27, 27)),
+        "conv2": ("conv2d", (192, 27, 27)),
+        "pool2": ("maxpool2d", (192, 13, 13)),
+        "conv3": ("conv2d", (384, 13, 13)),
+        "conv4": ("conv2d", (256, 13, 13)),
+        "conv5": ("conv2d", (256, 13, 13)),
+        "pool5": ("maxpool2d", (256, 6, 6)),
+        "fc6": ("linear", (4096,)),
+        "fc7": ("linear", (4096,)),
+        "fc8": ("linear", (1000,)),
+    }
+    assert {k: (v.op, v.output_shape) for k, v in named.items() if k in expected} == expected
