@@ -35,6 +35,7 @@ import builtins
 import functools
 import hashlib
 import io
+import itertools
 import json
 import keyword
 import linecache
@@ -55,13 +56,15 @@ from netspec.names import NESTED_RESERVED, ROOT_RESERVED, reserved_error, reserv
 from netspec.ops import Shape, op_names
 from netspec.ops.conv2d import Conv2d
 from netspec.ops.slice import Slice
+from netspec.passes.init import InitRule
+from netspec.spec.init import SCHEMES
 from netspec.spec.load import Spec
 
 if TYPE_CHECKING:  # torch is imported where it is used: writing source needs none
     import torch
     from torch import nn
 
-INITS = ("torchvision", "pytorch")
+INITS = SCHEMES  # the schemes a model is built with (a spec may add rules: netspec/spec/init.py)
 
 
 # --- lowerings -------------------------------------------------------------------
@@ -136,6 +139,16 @@ _CONV_INIT = (
 )
 _LINEAR_INIT = ("nn.init.normal_(m.weight, 0.0, 0.01)", "if m.bias is not None:", "    nn.init.zeros_(m.bias)")
 _NORM_INIT = ("m.reset_parameters()  # weight 1, bias 0, fresh running statistics",)
+
+#: the ``pytorch`` initializer of an init rule: what the module's own constructor does
+#: to each tensor, as one statement on ``m``
+_WEIGHT_DEFAULT = "nn.init.kaiming_uniform_(m.weight, a=5**0.5)"
+_BIAS_DEFAULT = "nn.init.uniform_(m.bias, -(m.weight[0].numel() ** -0.5), m.weight[0].numel() ** -0.5)"
+PYTORCH_DEFAULTS: dict[str, dict[str, str]] = {
+    "conv2d": {"weight": _WEIGHT_DEFAULT, "bias": _BIAS_DEFAULT},
+    "linear": {"weight": _WEIGHT_DEFAULT, "bias": _BIAS_DEFAULT},
+    "batchnorm": {"weight": "nn.init.ones_(m.weight)", "bias": "nn.init.zeros_(m.bias)"},
+}
 
 
 def _conv2d(c: Ctx) -> Emit:
@@ -606,9 +619,10 @@ def _header(analysis: Analysis, shapes: dict[str, Shape], name: str) -> list[str
     ]
 
 
-def _init_method(init: str, layers: _Layers) -> list[str]:
+def _init_method(init: str, layers: _Layers, rules: list[InitRule]) -> list[str]:
     """``__init__``: the modules on the meta device (torchvision scheme), materialised
-    and initialised once, then fixed values set and frozen layers frozen."""
+    and initialised once, then the spec's init rules applied, fixed values set and
+    frozen layers frozen."""
     lines = [
         "",
         "    def __init__(",
@@ -628,6 +642,11 @@ def _init_method(init: str, layers: _Layers) -> list[str]:
         "                self._apply(lambda t: torch.empty(t.shape, dtype=t.dtype, device=target))",
         "                self.init_torchvision()",
     ]
+    if rules:
+        lines += [
+            '        if torch.empty(0, device=device).device.type != "meta":',
+            "            self.init_rules()  # the spec's init rules, over either scheme",
+        ]
     if layers.fixed:
         lines.append("        self.set_fixed_weights()")
     return lines + ["        " + line for line in layers.frozen]
@@ -648,6 +667,41 @@ def _weight_methods(layers: _Layers) -> list[str]:
     if layers.fixed:
         lines += ["", "    @torch.no_grad()", "    def set_fixed_weights(self) -> None:"]
         lines += ["        " + line for line in layers.fixed]
+    return lines
+
+
+def _call(rule: InitRule) -> str:
+    """The rule's statement on ``m``: ``nn.init.normal_(m.weight, std=0.01)``."""
+    if rule.initializer.name == "pytorch":
+        default = PYTORCH_DEFAULTS.get(rule.op, {}).get(rule.tensor)
+        if default is None:
+            raise SpecError(
+                f"init: the torch backend knows no PyTorch default for the {rule.tensor} of op '{rule.op}'",
+                rule.location,
+                hint="give the initializer itself, e.g. 'normal(std=0.02)'",
+            )
+        return default
+    args = "".join(f", {k}={_lit(v)}" for k, v in rule.initializer.args)
+    return f"nn.init.{rule.initializer.name}_(m.{rule.tensor}{args})"
+
+
+def _rules_method(rules: list[InitRule]) -> list[str]:
+    """``init_rules``: the spec's init rules in order (ops, then layers); consecutive
+    rules on the same layers (an op's weight and bias) share one loop."""
+    if not rules:
+        return []
+    lines = ["", "    @torch.no_grad()", "    def init_rules(self) -> None:"]
+    for layers, group in itertools.groupby(rules, key=lambda rule: rule.layers):
+        same = list(group)
+        lines += [f"        # init: {rule.written}" for rule in same]
+        if len(layers) == 1:
+            lines.append(f"        m = self.get_submodule({_lit(layers[0])})")
+            indent = "        "
+        else:
+            lines += ["        for name in (", *(f"            {_lit(n)}," for n in layers), "        ):"]
+            lines.append("            m = self.get_submodule(name)")
+            indent = "            "
+        lines += [indent + _call(rule) for rule in same]
     return lines
 
 
@@ -692,8 +746,9 @@ def generate_source(analysis: Analysis) -> str:
     return "\n".join(
         [
             *_header(analysis, shapes, name),
-            *_init_method(analysis.graph.init, layers),
+            *_init_method(analysis.graph.init, layers, analysis.init_rules),
             *_weight_methods(layers),
+            *_rules_method(analysis.init_rules),
             *_forward(analysis, var, layers),
             *_main(name),
         ]
@@ -945,7 +1000,8 @@ def _partial(
 ) -> LoadReport:
     """The non-strict plan of ``load_weights``: pairs as ``match_keys`` makes them,
     sorted into loaded, skipped, excluded, missing and unexpected, then checked."""
-    from netspec.backends.layer_names import collapse, head, layer_of, pick, picks
+    from netspec.backends.layer_names import collapse, head, layer_of
+    from netspec.names import pick, picks
 
     exclude = [exclude] if isinstance(exclude, str) else list(exclude)
     params = [k for k, _ in model.named_parameters()]

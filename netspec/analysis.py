@@ -6,7 +6,7 @@ import gc
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from netspec.graph.ir import Graph
@@ -14,6 +14,7 @@ from netspec.graph.lower import lower
 from netspec.names import check_layer_names
 from netspec.ops import Shape
 from netspec.passes.cost import count_costs
+from netspec.passes.init import InitRule, match_init_rules
 from netspec.passes.memory import activation_memory
 from netspec.passes.receptive import receptive_fields
 from netspec.passes.shapes import infer_shapes
@@ -63,6 +64,8 @@ class Analysis:
     outputs: list[str]
     layers: list[LayerInfo]
     totals: Totals
+    #: the spec's initialisation rules, matched to its layers (after the scheme)
+    init_rules: list[InitRule] = field(default_factory=list)
 
     def layer(self, name: str) -> LayerInfo:
         for info in self.layers:
@@ -143,7 +146,10 @@ def analyze_graph(graph: Graph) -> Analysis:
         peak_activation_bytes=max((m.live_bytes for m in memory.values()), default=0),
     )
     inputs = {name: shapes[name].shape for name in graph.inputs}
-    return Analysis(graph.name, graph.path, graph.description, graph, inputs, list(graph.outputs), layers, totals)
+    rules = match_init_rules(graph, shapes, graph.init_written) if graph.init_written else []
+    return Analysis(
+        graph.name, graph.path, graph.description, graph, inputs, list(graph.outputs), layers, totals, rules
+    )
 
 
 @contextmanager

@@ -1,4 +1,5 @@
-"""Layer names that a PyTorch module cannot take, checked in the core (no torch).
+"""Layer names: those a PyTorch module cannot take, checked in the core (no torch),
+and picking layers by pattern.
 
 A layer's dotted name becomes the path of its module in the generated ``nn.Module``:
 the first part is an attribute of the model, the others keys of nested
@@ -12,7 +13,10 @@ installed torch has.
 
 from __future__ import annotations
 
-from netspec.errors import SpecError
+import fnmatch
+from collections.abc import Iterable, Sequence
+
+from netspec.errors import Location, SpecError, did_you_mean, name_list
 from netspec.graph.ir import Graph, Node, instance_notes
 
 
@@ -99,3 +103,36 @@ def check_layer_names(graph: Graph) -> None:
             why = reserved_why(part, depth)
             if why is not None:
                 raise reserved_error(node, depth, why)
+
+
+# --- picking layers by name -------------------------------------------------------
+#
+# A pattern is a layer-name prefix (``layer4`` picks ``layer4.0.conv1``, not
+# ``layer40``) or a glob (``classifier.*``, ``layer[34]``); either picks a layer when it
+# matches the layer's name or one of its dotted prefixes. Used by the spec's init
+# rules, partial weight loading (``exclude``) and freezing and unfreezing.
+
+
+def _prefixes(name: str) -> list[str]:
+    parts = name.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
+
+
+def picks(pattern: str, name: str) -> bool:
+    """Whether ``pattern`` (a prefix or a glob) picks the layer ``name``."""
+    if any(c in pattern for c in "*?["):
+        return any(fnmatch.fnmatchcase(p, pattern) for p in _prefixes(name))
+    return name == pattern or name.startswith(pattern + ".")
+
+
+def pick(
+    pattern: str, names: Sequence[str], what: str, where: Location | None, choices: Iterable[str] | None = None
+) -> list[str]:
+    """The names ``pattern`` picks, in order; none is a SpecError ("``what`` 'x' names
+    no layer") with a did-you-mean over the names and their prefixes."""
+    chosen = [n for n in names if picks(pattern, n)]
+    if not chosen:
+        words = dict.fromkeys(p for n in (choices if choices is not None else names) for p in _prefixes(n))
+        hint = did_you_mean(pattern, words) or f"layers: {name_list(words)}"
+        raise SpecError(f"{what} '{pattern}' names no layer", where, hint=hint)
+    return chosen

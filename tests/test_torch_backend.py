@@ -529,7 +529,7 @@ def test_in_place_activations_never_overwrite_a_value_still_needed() -> None:
 
 def test_in_place_where_safe() -> None:
     source = backend.generate_source(netspec.analyze("vgg16_bn"))
-    assert "relu_1 = F.relu(bn1_1, inplace=True)" in source
+    assert "features_2 = F.relu(features_1, inplace=True)" in source  # conv1_1's ReLU, after its batch norm
 
 
 # --- fixed weights: the lecture examples --------------------------------------------

@@ -30,8 +30,9 @@ import torch
 from torch import nn
 
 from netspec.analysis import Analysis
-from netspec.backends.layer_names import backbone, layer_of, pick, picks
+from netspec.backends.layer_names import backbone, layer_of
 from netspec.errors import Location, SpecError
+from netspec.names import pick, picks
 from netspec.spec.finetune import parse_unfreeze, unfreeze_schedule
 from netspec.spec.finetune import patterns as split_patterns
 

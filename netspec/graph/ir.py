@@ -14,9 +14,12 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from netspec.errors import Location, SpecError, did_you_mean
+
+if TYPE_CHECKING:
+    from netspec.passes.init import WrittenRule
 
 
 @dataclass(slots=True)
@@ -69,6 +72,8 @@ class Graph:
         self.groups: dict[str, Group] = {}
         #: the weight initialisation the spec asks backends for ('torchvision' or 'pytorch')
         self.init = "torchvision"
+        #: the spec's initialisation rules, as written
+        self.init_written: list[WrittenRule] = []
         #: the values in force of the spec's variables (overrides and variant applied)
         self.variables: dict[str, Any] = {}
 

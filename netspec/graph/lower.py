@@ -30,8 +30,10 @@ from netspec.ops import REGISTRY, Shape, op_names
 from netspec.ops.base import Attrs, Op, size
 from netspec.ops.input import InputAttrs
 from netspec.ops.slice import SliceAttrs
+from netspec.passes.init import WrittenRule
 from netspec.passes.shapes import node_shape
-from netspec.spec.expr import ExprError, ShapeLookup, is_expression, variables_in
+from netspec.spec.expr import ExprError, ShapeLookup, evaluate, is_expression, variables_in
+from netspec.spec.init import parse_initializer, scheme_of
 from netspec.spec.load import Spec, resolve_value, validate_model
 from netspec.spec.model import BlockDef, LayerEntry
 
@@ -71,6 +73,27 @@ class _Scope:
     splits: dict[str, int] = field(default_factory=dict)  # split layers and their parts
 
 
+def _init_of(spec: Spec) -> tuple[str, list[WrittenRule]]:
+    """The spec's initialisation scheme and its rules, each located at its initializer."""
+    init = spec.model.init
+    if isinstance(init, str):
+        return init, []
+    rules = []
+    for kind, table in (("ops", init.ops), ("layers", init.layers)):
+        for key, tensors in table.items():
+            for tensor, text in tensors.items():
+                where = spec.loc(("init", kind, key, tensor))
+                try:
+                    initializer = parse_initializer(text).evaluated(lambda e: evaluate(e, spec.variables))
+                except (ValueError, ExprError) as e:
+                    hint = e.hint if isinstance(e, ExprError) else None
+                    raise SpecError(f"init: {kind}: {key}: {tensor}: {e}", where, hint=hint) from None
+                rules.append(
+                    WrittenRule(kind, key, tensor, initializer, where, spec.loc(("init", kind, key), key=True))
+                )
+    return scheme_of(init), rules
+
+
 def lower(spec: Spec) -> Graph:
     return _Lowering(spec).run()
 
@@ -80,7 +103,7 @@ class _Lowering:
         self.spec = spec
         self.graph = Graph(spec.name, spec.path)
         self.graph.description = spec.model.description
-        self.graph.init = spec.model.init
+        self.graph.init, self.graph.init_written = _init_of(spec)
         self.graph.variables = dict(spec.variables)
         self.validated: dict[tuple[str, Any], Attrs] = {}  # shared attribute models
         self.static_attrs: dict[tuple[int, str], Attrs] = {}  # by id() of entries without expressions, and op

@@ -7,7 +7,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import BaseModel, ValidationError
 
@@ -246,6 +246,23 @@ def validate_model(
         raise error from None
 
 
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models an annotation holds (through Annotated, unions, dicts, lists)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
+
+
+def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel]:
+    """The model whose fields are those at ``loc`` (``("init",)`` -> InitRules); a part
+    that is no field (a mapping key, a list index) keeps the model it is in."""
+    for part in loc:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        inner = _models_in(field.annotation) if field is not None else []
+        model = inner[0] if inner else model
+    return model
+
+
 def translate(
     exc: ValidationError, model: type[BaseModel], doc: Document, path: Path, kind: str, context: str
 ) -> SpecError:
@@ -253,7 +270,8 @@ def translate(
     # A misspelt key shows up twice: as unknown and as the missing key it meant; the
     # unknown one is the cause, and its did-you-mean hint names the fix.
     err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-    loc = tuple(err["loc"])
+    # a tagged union's tag ("<rules>") names the form validated, not a key of the spec
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("<") and p.endswith(">")))
     kind_of = err["type"]
     full = (*path, *loc)
     field = ".".join(str(p) for p in loc)
@@ -271,7 +289,7 @@ def translate(
             else "quote the name",
         )
     if kind_of == "extra_forbidden":
-        fields = list(model.model_fields)
+        fields = list(_model_at(model, loc[:-1]).model_fields)
         known = ", ".join(fields)
         return SpecError(
             f"{context}unknown {kind} '{field}'",

@@ -6,11 +6,12 @@ registry once a layer's ``op`` is known; a layer entry keeps its attributes as e
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from netspec.spec.expr import is_expression
+from netspec.spec.init import Init
 from netspec.spec.recipe import Recipe
 
 #: a layer, input or variable name: no dots (dots join scopes: ``layer2.0.conv1``)
@@ -74,8 +75,8 @@ class SpecModel(BaseModel):
     blocks: dict[Name, BlockDef] = {}
     layers: list[Any] = Field(min_length=1)
     outputs: list[Ref] | None = Field(default=None, min_length=1)
-    #: the weight initialisation the backends use unless told otherwise
-    init: Literal["torchvision", "pytorch"] = "torchvision"
+    #: the weight initialisation: a scheme, or a scheme with rules (netspec/spec/init.py)
+    init: Init = "torchvision"
     #: how `netspec train` trains it (validated here, without torch)
     train: Recipe | None = None
     #: Python files of custom ops (netspec/plugins.py), relative to the spec
