@@ -232,7 +232,8 @@ def to_digraph(
     summed params and MACs. ``block`` draws the body of one block of the spec instead,
     from its first instance (its shapes and parameters), with the tensors it takes
     drawn as its inputs. ``wrap`` lays a long network out in columns of about that
-    many nodes (split between top-level layers or blocks, never inside one)."""
+    many nodes (split between top-level layers or blocks, and inside a block only when
+    it is taller than a column)."""
     if depth is not None and depth < 1:
         raise SpecError(f"depth must be at least 1, got {depth}")
     if rankdir not in RANKDIRS:
@@ -264,19 +265,26 @@ def to_digraph(
 
 
 def _columns(rows: list[LayerInfo], within: str, wrap: int) -> dict[str, int]:
-    """The column of each drawn row: consecutive top-level layers and blocks (below
-    ``within``) fill a column up to ``wrap`` rows; one larger than that has its own."""
+    """The column of each drawn row: consecutive units fill a column up to ``wrap``
+    rows, and a unit larger than that has its own. A unit is a top-level layer or block
+    (below ``within``); a block of more than ``wrap`` rows is split into its own parts,
+    as deep as needed (VGG's 31-layer ``features`` into runs of its layers)."""
 
-    def top(name: str) -> str:
-        return (name[len(within) + 1 :] if within else name).split(".")[0]
+    def parts(name: str) -> list[str]:
+        return (name[len(within) + 1 :] if within else name).split(".")
 
-    sizes = Counter(top(row.name) for row in rows)
+    def prefixes(name: str) -> list[str]:
+        p = parts(name)
+        return [".".join(p[:i]) for i in range(1, len(p) + 1)]
+
+    sizes = Counter(prefix for row in rows for prefix in prefixes(row.name))
     column, used, last = 0, 0, None
     columns: dict[str, int] = {}
     for row in rows:
-        if top(row.name) != last:
-            last = top(row.name)
-            if used and used + sizes[last] > wrap:
+        unit = next(p for p in prefixes(row.name) if sizes[p] <= wrap or p == prefixes(row.name)[-1])
+        if unit != last:
+            last = unit
+            if used and used + sizes[unit] > wrap:
                 column, used = column + 1, 0
         columns[row.name] = column
         used += 1
@@ -357,8 +365,10 @@ class _ClusterTree:
 
 
 def _cluster_label(analysis: Analysis, prefix: str) -> str:
+    """``layer2: basic x2``; a block named as its one instance (VGG's ``features``) by its name alone."""
     group = analysis.graph.groups[prefix]
-    return f"{prefix}: {group.kind}" + (f" x{group.repeat}" if group.repeat > 1 else "")
+    kind = "" if group.kind == prefix.rsplit(".", 1)[-1] else f": {group.kind}"
+    return prefix + kind + (f" x{group.repeat}" if group.repeat > 1 else "")
 
 
 def _add_node(g: Any, row: LayerInfo, analysis: Analysis, shown: frozenset[str], within: str = "") -> None:

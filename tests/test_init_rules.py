@@ -20,9 +20,54 @@ torch = pytest.importorskip("torch")
 backend = pytest.importorskip("netspec.backends.torch")
 from torch_references import build_reference  # noqa: E402 (needs torch)
 
-#: families whose reference sets its own initialisation, cheap enough to build twice
-#: at full size (their classifiers' initialisation depends on 1,000 classes)
-FAMILIES = ["squeezenet1_0", "squeezenet1_1", "mnasnet1_0", "mobilenet_v3_small", "shufflenet_v2_x1_0"]
+#: families whose reference module (with its initialisation) is cheap enough to build
+#: at full size: their classifiers' initialisation depends on the 1,000 classes
+FAMILIES = [
+    *("alexnet", "resnet18", "resnext50_32x4d", "densenet121", "mobilenet_v2", "squeezenet1_0", "squeezenet1_1"),
+    *("mnasnet1_0", "mobilenet_v3_small", "shufflenet_v2_x1_0"),
+]
+
+
+def _trunc_normal_init(std: float, stddev: dict[str, float]) -> Any:
+    """torchvision's GoogLeNet and Inception v3 initialisation: truncated normal
+    (``std``, or the module's own ``stddev``; a=-2, b=2) for convolution and linear
+    weights, 1 and 0 for batch norm; linear biases keep PyTorch's default."""
+
+    def init(model: Any) -> None:
+        for name, m in model.named_modules():
+            if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+                torch.nn.init.trunc_normal_(m.weight, mean=0.0, std=stddev.get(name, std), a=-2, b=2)
+            elif isinstance(m, torch.nn.BatchNorm2d):
+                torch.nn.init.constant_(m.weight, 1)
+                torch.nn.init.constant_(m.bias, 0)
+
+    return init
+
+
+def _efficientnet_init(model: Any) -> None:
+    """torchvision's EfficientNet: He normal (fan out) convolutions, 1/0 batch norm,
+    linear weights uniform within 1/sqrt(out features), zero biases."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(m.weight, mode="fan_out")
+            if m.bias is not None:
+                torch.nn.init.zeros_(m.bias)
+        elif isinstance(m, torch.nn.BatchNorm2d):
+            torch.nn.init.ones_(m.weight)
+            torch.nn.init.zeros_(m.bias)
+        elif isinstance(m, torch.nn.Linear):
+            bound = 1.0 / m.out_features**0.5
+            torch.nn.init.uniform_(m.weight, -bound, bound)
+            torch.nn.init.zeros_(m.bias)
+
+
+#: families without a reference module here: their reference's initialisation code,
+#: run over the model as PyTorch's constructors leave it (spec values for each)
+HAND_WRITTEN: dict[str, tuple[dict[str, Any], Any]] = {
+    "googlenet": ({}, _trunc_normal_init(0.01, {})),
+    "inception_v3": ({"aux": True}, _trunc_normal_init(0.1, {"AuxLogits.conv1.conv": 0.01, "AuxLogits.fc": 0.001})),
+    "efficientnet_b0": ({}, _efficientnet_init),
+}
 
 
 def _profile(t: Any) -> tuple[str, float]:
@@ -36,12 +81,7 @@ def _profile(t: Any) -> tuple[str, float]:
     return ("uniform" if float(t.abs().max()) / std < 2.0 else "bell"), std
 
 
-@pytest.mark.parametrize("name", FAMILIES)
-def test_a_family_is_initialised_as_its_reference_does(name: str) -> None:
-    torch.manual_seed(0)
-    ours = netspec.compile(name).state_dict()
-    torch.manual_seed(1)
-    theirs = build_reference(name).state_dict()
+def _same_distributions(ours: dict[str, Any], theirs: dict[str, Any]) -> None:
     assert list(ours) == list(theirs)  # by name: the comparison pairs the right tensors
     checked = 0
     for key, t in theirs.items():
@@ -52,6 +92,28 @@ def test_a_family_is_initialised_as_its_reference_does(name: str) -> None:
         assert value == pytest.approx(want, rel=0.1, abs=1e-12), key
         checked += 1
     assert checked > len(theirs) // 2
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_a_family_is_initialised_as_its_reference_does(name: str) -> None:
+    torch.manual_seed(0)
+    ours = netspec.compile(name).state_dict()
+    torch.manual_seed(1)
+    _same_distributions(ours, build_reference(name).state_dict())
+
+
+@pytest.mark.parametrize("name", HAND_WRITTEN)
+def test_a_family_is_initialised_as_its_references_code_does(name: str) -> None:
+    values, init = HAND_WRITTEN[name]
+    torch.manual_seed(0)
+    ours = netspec.compile(name, values).state_dict()
+    a = netspec.analyze(name, values)
+    a.init_rules.clear()  # the modules as PyTorch makes them, then the reference's code
+    torch.manual_seed(1)
+    model = backend.build(a, init="pytorch")
+    with torch.no_grad():
+        init(model)
+    _same_distributions(ours, model.state_dict())
 
 
 def test_without_its_rules_squeezenet_would_differ() -> None:
@@ -222,3 +284,18 @@ def test_an_op_the_model_lacks_is_no_error() -> None:
     written once for all its variants)."""
     text = "inputs: {x: [3, 8, 8]}\nlayers: [{op: conv2d, out: 4, kernel: 3}]\ninit: {ops: {linear: {weight: zeros}}}\n"
     assert netspec.analyze_text(text).init_rules == []
+
+
+def test_a_layer_rule_for_layers_left_out_by_when_is_no_error() -> None:
+    """Inception v3's rules for its auxiliary head hold whether ``aux`` is on or off;
+    a pattern that names no layer, left out or not, stays an error."""
+    assert [r.layers for r in netspec.analyze("inception_v3").init_rules if r.layers[0].startswith("AuxLogits")] == []
+    on = netspec.analyze("inception_v3", {"aux": True}).init_rules
+    assert [r.layers for r in on if r.layers[0].startswith("AuxLogits")] == [
+        ("AuxLogits.conv1.conv",),
+        ("AuxLogits.fc",),
+    ]
+    text = textwrap.dedent(NET).replace("name: fc, out: 32", "name: fc, out: 32, when: false")
+    assert netspec.analyze_text(text + "init: {layers: {fc: {weight: zeros}}}\n").init_rules == []
+    with pytest.raises(netspec.SpecError, match="init: layers: 'fcc' names no layer"):
+        netspec.analyze_text(text + "init: {layers: {fcc: {weight: zeros}}}\n")

@@ -74,6 +74,8 @@ class Graph:
         self.init = "torchvision"
         #: the spec's initialisation rules, as written
         self.init_written: list[WrittenRule] = []
+        #: the full names of the layers and block instances left out by ``when``
+        self.left_out: list[str] = []
         #: the values in force of the spec's variables (overrides and variant applied)
         self.variables: dict[str, Any] = {}
 

@@ -345,6 +345,7 @@ class _Lowering:
                 refs, locs = (entry.otherwise,), (spec.loc((*at, "otherwise")),)
             scope.names[name] = _Alias(scope, refs[0], locs[0])
             scope.skipped.add(name)
+            self.graph.left_out.append(full)
             return name
         self.lowered.add(id(entry))
         trainable = scope.trainable and (

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from netspec.errors import Location, SpecError, did_you_mean, name_list
 from netspec.graph.ir import Graph, Node
-from netspec.names import pick
+from netspec.names import pick, picks
 from netspec.ops import REGISTRY, op_names
 from netspec.ops.base import Op
 from netspec.passes.shapes import ShapeInfo
@@ -53,6 +53,11 @@ def _fixed(node: Node, tensor: str) -> bool:
     return isinstance(value, (tuple, list))
 
 
+def _left_out(pattern: str, left_out: list[str]) -> bool:
+    """Whether the pattern names layers that ``when`` left out."""
+    return any(pattern == n or pattern.startswith(n + ".") or picks(pattern, n) for n in left_out)
+
+
 def match_init_rules(graph: Graph, shapes: dict[str, ShapeInfo], written: list[WrittenRule]) -> list[InitRule]:
     names = [n.name for n in graph if n.op != "input"]
     order = sorted(written, key=lambda r: r.kind != "ops")  # stable: ops, then layers, each as written
@@ -68,7 +73,10 @@ def match_init_rules(graph: Graph, shapes: dict[str, ShapeInfo], written: list[W
             nodes = [n for n in graph if n.op == op]
             what = f"layer of op '{rule.key}'"
         else:
-            chosen = set(pick(rule.key, names, "init: layers:", rule.key_location))
+            chosen = {n for n in names if picks(rule.key, n)}
+            if not chosen and _left_out(rule.key, graph.left_out):
+                continue  # a variant without them (AuxLogits when aux is false)
+            chosen = chosen or set(pick(rule.key, names, "init: layers:", rule.key_location))
             nodes = [n for n in graph if n.name in chosen]
             what = f"layer picked by '{rule.key}'"
         held: dict[str, tuple[Node, str, tuple[int, ...]]] = {}  # tensor -> (a layer, its kind, shape)
