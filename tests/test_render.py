@@ -86,8 +86,8 @@ def test_every_op_draws(name: str) -> None:
         ("resnet18", "fc", "linear 1000"),
         ("resnet18", "layer2.0.add", "add"),
         ("googlenet", "inception3a.concat", "concat"),
-        ("mobilenet_v1", "blocks0.conv_dw", "conv 3x3, 32, dw"),
-        ("mobilenet_v1", "blocks1.0.conv_dw", "conv 3x3/2, 64, dw"),
+        ("mobilenet_v1", "blocks.0.0.conv_dw", "conv 3x3, 32, dw"),
+        ("mobilenet_v1", "blocks.1.0.conv_dw", "conv 3x3/2, 64, dw"),
         ("lenet5", "image", "input 1x32x32"),
     ],
 )
@@ -360,13 +360,28 @@ def test_wrap_lays_a_long_chain_out_in_columns() -> None:
     assert source.replace(" constraint=false", "") == unwrapped  # the same drawing otherwise
 
 
-def test_wrap_never_splits_a_block() -> None:
-    columns = backend._columns(netspec.analyze("resnet34").rows(2), "", 2)
-    by_stage: dict[str, set[int]] = {}
-    for name, column in columns.items():
-        by_stage.setdefault(name.split(".")[0], set()).add(column)
-    assert all(len(c) == 1 for c in by_stage.values())  # layer3's 6 instances share one column
-    assert by_stage["layer3"] != by_stage["layer2"]
+def test_wrap_splits_a_block_only_when_it_is_taller_than_a_column() -> None:
+    a = netspec.analyze("resnet34")  # stages of 3, 4, 6 and 3 basic blocks
+
+    def columns_of(rows: list[netspec.LayerInfo], wrap: int, parts: int) -> dict[str, set[int]]:
+        """The columns each name prefix of ``parts`` parts is drawn in."""
+        by_prefix: dict[str, set[int]] = {}
+        for name, column in backend._columns(rows, "", wrap).items():
+            by_prefix.setdefault(".".join(name.split(".")[:parts]), set()).add(column)
+        return by_prefix
+
+    fits = columns_of(a.rows(2), 6, 1)
+    assert all(len(c) == 1 for c in fits.values())  # layer3's 6 instances share one column
+    assert fits["layer3"] != fits["layer2"]
+    split = columns_of(a.rows(2), 4, 1)
+    assert len(split["layer3"]) == 2  # 6 instances in columns of 4: layer3 alone is split
+    assert all(len(c) == 1 for stage, c in split.items() if stage != "layer3")
+    instances = columns_of(a.rows(2), 4, 2)
+    assert [min(instances[f"layer3.{i}"]) for i in range(6)] == [min(split["layer3"])] * 4 + [max(split["layer3"])] * 2
+    # at full depth a stage is taller than a column of 12, an instance (7 to 9 layers) is not
+    deep = columns_of(a.rows(), 12, 2)
+    assert all(len(c) == 1 for c in deep.values())
+    assert len(columns_of(a.rows(), 12, 1)["layer3"]) > 1
 
 
 @needs_dot
