@@ -42,8 +42,9 @@ def test_stages_of_resnet18_and_resnet34() -> None:
 def test_two_settings_of_one_spec() -> None:
     a, b = netspec.analyze("mobilenet_v2"), netspec.analyze("mobilenet_v2", {"width": 0.5})
     changes = {c.name: c for c in diff(a, b)}
-    assert changes["stem"].what == ["shape", "params", "macs"] and changes["stem"].params == -16 * 27
-    assert "classifier" not in changes  # last_channels keeps 1280 below width 1
+    stem = changes["features.0.0"]  # the stem's convolution
+    assert stem.what == ["shape", "params", "macs"] and stem.params == -16 * 27
+    assert "classifier.1" not in changes  # last_channels keeps 1280 below width 1
     text = format_diff(a, b)
     assert text.splitlines()[1] == "variables: width: 1.0 -> 0.5"
     assert "[32, 112, 112] -> [16, 112, 112]" in text

@@ -64,30 +64,12 @@ def test_reference_checkpoint_loads(name: str, keys: dict[str, list[tuple[str, l
         assert float(value.reshape(-1)[0]) == i, f"'{key}' got '{mapping[key]}', expected '{entries[i][0]}'"
 
 
-#: how the reference checkpoint loads into each of these zoo specs: "by name" where the
-#: spec's layer names give the reference's state_dict keys, one for one; "by order" where
-#: some keys differ and are paired by position (which checks only their shapes)
-LOADS = {
-    "squeezenet1_0": "by name",
-    "squeezenet1_1": "by name",
-    "resnext50_32x4d": "by name",
-    "wide_resnet50_2": "by name",
-    "mnasnet1_0": "by name",
-    "mobilenet_v3_large": "by name",
-    "mobilenet_v3_small": "by name",
-    "shufflenet_v2_x1_0": "by name",
-    "nasnet_a_large": "by name",
-}
-
-
-@pytest.mark.parametrize("name", sorted(LOADS))
-def test_how_a_reference_checkpoint_loads(name: str, keys: dict[str, list[tuple[str, list[int]]]]) -> None:
-    ours = list(empty_model(name).state_dict())
-    theirs = [k for k, _ in keys[name]]
-    if LOADS[name] == "by name":
-        assert ours == theirs
-    else:
-        assert ours != theirs and len(ours) == len(theirs)
+@pytest.mark.parametrize("name", [n for n in ZOO if n in KEYS])
+def test_a_reference_checkpoint_loads_by_name(name: str, keys: dict[str, list[tuple[str, list[int]]]]) -> None:
+    """Every zoo spec with a reference names its layers as the reference's modules, so
+    its state_dict keys are the reference's, one for one (loading by order would check
+    only the shapes: two swapped layers of one shape would load silently)."""
+    assert list(empty_model(name).state_dict()) == [k for k, _ in keys[name]]
 
 
 def test_a_mismatch_names_the_first_mismatching_key_and_both_shapes(keys: Any) -> None:
@@ -214,18 +196,25 @@ def test_shufflenet_stage_widths_are_torchvisions_stages_out_channels() -> None:
 
 
 def test_compile_says_when_a_checkpoint_loads_by_order(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """ResNet-18's checkpoint names its projections 'downsample.0'/'.1' where the spec
-    says 'downsample'/'downsample_bn': those load by order and shape, and compile says
-    so; a checkpoint of the spec's own names loads silently."""
+    """A checkpoint of another implementation, which names ResNet-18's projections
+    'downsample.conv'/'.bn' where the spec (as torchvision) says 'downsample.0'/'.1':
+    those load by order and shape, and compile says so; a checkpoint of the spec's own
+    names loads silently."""
     from netspec.cli import main
 
-    entries = KEYS["resnet18"]
-    torch.save(numbered(entries), tmp_path / "tv.pt")
-    assert main(["compile", "resnet18", "-o", str(tmp_path / "a.pt"), "--weights", str(tmp_path / "tv.pt")]) == 0
+    names = {".downsample.0.": ".downsample.conv.", ".downsample.1.": ".downsample.bn."}
+    entries = []
+    for key, shape in KEYS["resnet18"]:
+        for old, new in names.items():
+            key = key.replace(old, new)
+        entries.append((key, shape))
+    torch.save(numbered(entries), tmp_path / "other.pt")
+    assert main(["compile", "resnet18", "-o", str(tmp_path / "a.pt"), "--weights", str(tmp_path / "other.pt")]) == 0
     differ = [k for k, _ in entries if k not in empty_model("resnet18").state_dict()]
+    assert len(differ) == 3 * 6  # 3 projections: a conv weight and 5 batch-norm tensors each
     err = capsys.readouterr().err
     assert f"note: {len(differ)} of {len(entries)} tensors loaded by order and shape, not by name" in err, err
     assert main(["compile", "resnet18", "-o", str(tmp_path / "b.pt"), "--weights", str(tmp_path / "a.pt")]) == 0
     assert "by order" not in capsys.readouterr().err
-    report = netspec.load_weights(empty_model("resnet18"), tmp_path / "tv.pt", strict=False)
+    report = netspec.load_weights(empty_model("resnet18"), tmp_path / "other.pt", strict=False)
     assert ("  by order", len(differ)) == report.rows()[1][:2]
