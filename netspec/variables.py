@@ -69,7 +69,10 @@ def _uses(spec: Spec) -> dict[str, list[Use]]:
         for i, entry in enumerate(entries):
             if not isinstance(entry, dict):
                 continue
-            who = f"{scope}layer '{entry['name']}'" if isinstance(entry.get("name"), str) else f"{scope}layer {i + 1}"
+            name = entry.get("name")
+            if isinstance(name, int) and not isinstance(name, bool):
+                name = str(name)  # a digit name (torchvision's 'features.3'), as YAML reads it
+            who = f"{scope}layer '{name}'" if isinstance(name, str) else f"{scope}layer {i + 1}"
             for key, value in entry.items():
                 if key not in ("op", "name", "inputs", "otherwise"):
                     note(value, Use(who, key), hidden)

@@ -52,7 +52,7 @@ def test_variants_are_listed_with_the_value_each_sets() -> None:
     assert "input 'image'" in [str(u) for u in by_name["resolution"].used_by]
     table = format_variables(spec)
     assert "chooses the variant" in table
-    assert "out (block features 1, block features 2, block features 3, block features 4, +5 more)" in table
+    assert "out (block features 0, block features 1, block features 2, block features 3, +5 more)" in table
 
 
 def test_the_summary_shows_the_values_in_force() -> None:
