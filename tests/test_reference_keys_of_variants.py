@@ -43,5 +43,5 @@ def test_a_dense_block_longer_than_any_torchvision_one_still_has_every_layer() -
     # 50 layers of growth 32 on 64 stem channels: 64 + 50 * 32 = 1664 before transition1
     a = netspec.analyze("densenet121", {"block1": 50, "resolution": 32})
     dense = [x.name for x in a.layers if x.name.startswith("features.denseblock1.") and x.op == "concat"]
-    assert len(dense) == 50
+    assert dense == [f"features.denseblock1.denselayer{j}.concat" for j in range(1, 51)]  # torchvision's names, on
     assert a.layer("features.transition1.norm").output_shape[0] == 64 + 50 * 32

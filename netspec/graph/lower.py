@@ -2,8 +2,9 @@
 
 Each layer entry becomes one node, or, when its ``op`` names a block of the spec,
 the nodes of the block's layers. Names are hierarchical: ``repeat: n`` makes
-``name.0`` .. ``name.{n-1}``, and the layers of a block instance live under the
-instance's name (``layer2.0.conv1``). A layer reads the previous layer unless it names
+``name.0`` .. ``name.{n-1}`` (``first`` and ``sep`` number them otherwise:
+``denselayer1`` ..), and the layers of a block instance live under the instance's
+name (``layer2.0.conv1``). A layer reads the previous layer unless it names
 its ``inputs``; references are resolved in the scope they were written in (a block's
 layers see the block's inputs and each other), once every layer is known, so a
 reference may come before the layer it names. A name that refers to a repeated layer
@@ -371,18 +372,48 @@ class _Lowering:
         if len(self.graph) + repeat > MAX_NODES:
             raise SpecError(f"{who}: the spec expands to more than {MAX_NODES:,} layers", loc, layer=full)
         attrs = self.attrs(scope, at, entry, op, who, full)
-        for r in range(repeat):
-            node_name = f"{full}.{r}" if repeat > 1 else full
-            scope_name = full if repeat > 1 else scope.prefix[:-1]
+        copies, numbered = self.copy_names(scope, at, entry, name, repeat, who, full)
+        grouped = numbered and entry.sep == "."  # the copies live under the name ('conv.0')
+        for r, local in enumerate(copies):
+            node_name = scope.prefix + local
+            scope_name = full if grouped else scope.prefix[:-1]
             node = Node(node_name, op.name, attrs, refs, loc, scope_name, trainable, locs, scope.callers)
             self.graph.add(node)
             if r == 0:
                 self.pending[node_name] = (node, scope)
             refs, locs = (node_name,), (loc,)  # the next copy reads this one (already a node name)
-        if repeat > 1:
+        if grouped:
             self.graph.groups[full] = Group(op.name, repeat)
         scope.names[name] = refs[0]
         return name
+
+    def copy_names(
+        self, scope: _Scope, at: Path, entry: LayerEntry, name: str, repeat: int, who: str, full: str
+    ) -> tuple[list[str], bool]:
+        """The local names of a layer's copies and whether they are numbered: ``name``
+        alone for one copy, else ``name``, ``sep`` and the copy's number counted from
+        ``first`` (0 unless given; given, a single copy is numbered too)."""
+        spec = self.spec
+        if repeat == 1 and entry.first is None:
+            if entry.sep != ".":
+                raise SpecError(
+                    f"{who}: 'sep' joins the names and numbers of copies, and the layer is one copy, unnumbered",
+                    spec.loc((*at, "sep"), key=True),
+                    hint="add 'repeat' or 'first' (a single copy numbered), or drop 'sep'",
+                    layer=full,
+                )
+            return [name], False
+        first = 0
+        if entry.first is not None:
+            first = resolve_value(entry.first, scope.variables, spec.doc, (*at, "first"), who, full, self.lookup(scope))
+            if type(first) is not int or not 0 <= first <= MAX_REPEAT:
+                raise SpecError(
+                    f"{who}: 'first' (the number of the first copy) must be an integer from 0 to {MAX_REPEAT:,}, "
+                    f"got {first!r}",
+                    spec.loc((*at, "first")),
+                    layer=full,
+                )
+        return [f"{name}{entry.sep}{first + r}" for r in range(repeat)], True
 
     def add_split(
         self,
@@ -398,8 +429,9 @@ class _Lowering:
     ) -> None:
         """A split: one ``slice`` node per part, ``name.0``, ``name.1``, ..."""
         spec, full, loc = self.spec, scope.prefix + name, self.spec.loc(at)
-        if repeat != 1 or entry.overrides is not None:
-            key = "repeat" if repeat != 1 else "overrides"
+        given = {"repeat": repeat != 1, "overrides": entry.overrides is not None}
+        given |= {"first": entry.first is not None, "sep": entry.sep != "."}
+        for key in (k for k, v in given.items() if v):
             raise SpecError(f"{who}: a split takes no '{key}'", spec.loc((*at, key), key=True), layer=full)
         if len(refs) != 1:
             raise SpecError(f"{who}: a split takes one input, got {len(refs)}", locs[0], layer=full)
@@ -506,9 +538,9 @@ class _Lowering:
         }
         self.check_params(block, bname, given, who, full)
         per_instance = self.overrides(scope, at, entry, bname, block, repeat, who, full)
+        copies, numbered = self.copy_names(scope, at, entry, name, repeat, who, full)
         outputs: list[str] = []
-        for r in range(repeat):
-            inst = f"{name}.{r}" if repeat > 1 else name
+        for r, inst in enumerate(copies):
             values = {**given, **per_instance.get(r, {})}
             inner = _Scope(
                 f"{scope.prefix}{inst}.",
@@ -543,9 +575,10 @@ class _Lowering:
             params = tuple((k, inner.variables[k]) for k in block.params)
             self.graph.groups[scope.prefix + inst] = Group(bname, 1, params)
             outputs.append(inst)
-        if repeat > 1:
+        if numbered:
             scope.names[name] = scope.names[outputs[-1]]
-            self.graph.groups[full] = Group(bname, repeat)
+            if entry.sep == ".":
+                self.graph.groups[full] = Group(bname, repeat)
 
     def check_params(
         self, block: BlockDef, bname: str, given: dict[str, tuple[Any, Path]], who: str, full: str

@@ -6,7 +6,7 @@ registry once a layer's ``op`` is known; a layer entry keeps its attributes as e
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
@@ -96,6 +96,10 @@ class LayerEntry(BaseModel):
     when: Any = True  # a boolean or an expression; false leaves the layer out
     otherwise: Ref | None = None  # what references to a left-out layer mean (default: its first input)
     overrides: dict[int, dict[Name, Any]] | None = None  # block parameters of single instances
+    #: the number of the first copy (an integer or an expression); given, a single copy is numbered too
+    first: Any = None
+    #: what joins a copy's name and its number: 'layer2.0', 'block_4', 'denselayer1'
+    sep: Literal[".", "_", ""] = "."
 
     @property
     def attrs(self) -> dict[str, Any]:
