@@ -125,3 +125,22 @@ def test_graphviz_labels_a_slice_with_its_range() -> None:
     a = analyze_yaml(SHUFFLE_HALF)
     labels = [gv.op_label(n.op, n.attrs, a.layer(n.name).output_shape, n) for n in a.graph if n.op == "slice"]
     assert labels == ["slice 0:3", "slice 3:6"]
+
+
+def test_the_parts_of_a_split_left_out_by_when_mean_its_input() -> None:
+    """As any left-out layer: references to it, its parts too, mean its input (or its
+    'otherwise'), so an optional split needs no rewiring."""
+    text = """
+        params: {halves: false}
+        inputs: {x: [8, 4, 4]}
+        layers:
+          - {op: split, name: s, parts: 2, when: $halves}
+          - {op: relu, name: a, inputs: s.0}
+          - {op: relu, name: b, inputs: s.1}
+          - {op: add, name: sum, inputs: [a, b]}
+    """
+    off = analyze_yaml(text)
+    assert off.graph["a"].inputs == ("x",) and off.graph["b"].inputs == ("x",)
+    assert off.layer("sum").output_shape == (8, 4, 4)
+    on = analyze_yaml(text, halves=True)
+    assert on.graph["a"].inputs == ("s.0",) and on.layer("sum").output_shape == (4, 4, 4)

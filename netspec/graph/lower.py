@@ -708,6 +708,10 @@ class _Lowering:
             if isinstance(target, str):
                 return target, scope, ref, loc, via
             if target is None:
+                base, dot, part = ref.rpartition(".")
+                if dot and part.isdigit() and base in scope.skipped:
+                    ref = base  # a part of a left-out split, or a copy of a left-out repeat: as the layer
+                    continue
                 found = scope.prefix + ref  # a repeated layer's copy ('conv.1') or a split's part ('s.0')
                 return (found if found in self.graph.nodes else None), scope, ref, loc, via
             if (id(scope), ref) in seen:
