@@ -97,7 +97,16 @@ def format_analysis(a: Analysis, fmt: str = "table", depth: int | None = None, v
 
 
 def _json(a: Analysis, depth: int | None, view: View) -> str:
-    return json.dumps(to_dict(a, depth, view), indent=2) + "\n"
+    """A key a line, a layer a line: readable, greppable, and written by the C encoder
+    (``indent`` is the pure-Python one, a third of the time for 20,000 layers)."""
+    lines = []
+    for key, value in to_dict(a, depth, view).items():
+        if key == "layers" and value:
+            text = "[\n" + ",\n".join("    " + json.dumps(row) for row in value) + "\n  ]"
+        else:
+            text = json.dumps(value)
+        lines.append(f"  {json.dumps(key)}: {text}")
+    return "{\n" + ",\n".join(lines) + "\n}\n"
 
 
 def _csv(a: Analysis, depth: int | None, view: View) -> str:
