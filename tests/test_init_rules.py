@@ -44,23 +44,6 @@ def _trunc_normal_init(std: float, stddev: dict[str, float]) -> Any:
     return init
 
 
-def _efficientnet_init(model: Any) -> None:
-    """torchvision's EfficientNet: He normal (fan out) convolutions, 1/0 batch norm,
-    linear weights uniform within 1/sqrt(out features), zero biases."""
-    for m in model.modules():
-        if isinstance(m, torch.nn.Conv2d):
-            torch.nn.init.kaiming_normal_(m.weight, mode="fan_out")
-            if m.bias is not None:
-                torch.nn.init.zeros_(m.bias)
-        elif isinstance(m, torch.nn.BatchNorm2d):
-            torch.nn.init.ones_(m.weight)
-            torch.nn.init.zeros_(m.bias)
-        elif isinstance(m, torch.nn.Linear):
-            bound = 1.0 / m.out_features**0.5
-            torch.nn.init.uniform_(m.weight, -bound, bound)
-            torch.nn.init.zeros_(m.bias)
-
-
 def _timm_resnet_init(model: Any) -> None:
     """timm's ResNet: He normal (fan out) for convolution weights, 1/0 batch norm, each
     bottleneck's bn3 weight 0 (zero_init_last); convolution biases and the classifier
@@ -75,23 +58,29 @@ def _timm_resnet_init(model: Any) -> None:
                 torch.nn.init.zeros_(m.weight)
 
 
-def _timm_goog_init(model: Any) -> None:
-    """timm's TensorFlow-style initialisation (its MobileNetV1): normal with std
-    sqrt(2 / fan_out), the fan out counted per group; linear weights uniform within
-    1/sqrt(out features), zero biases; batch norm 1/0."""
-    for m in model.modules():
-        if isinstance(m, torch.nn.Conv2d):
-            fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
-            torch.nn.init.normal_(m.weight, 0, (2.0 / fan_out) ** 0.5)
-            if m.bias is not None:
+def _tensorflow_init(fan_out_per_group: bool) -> Any:
+    """EfficientNet's initialisation, after TensorFlow's: normal with std
+    sqrt(2 / fan_out) for convolutions (torchvision's efficientnet counts the fan out
+    over all channels, as kaiming_normal does; timm's MobileNetV1 per group), batch
+    norm 1/0, linear weights uniform within 1/sqrt(out features), zero biases."""
+
+    def init(model: Any) -> None:
+        for m in model.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
+                fan_out //= m.groups if fan_out_per_group else 1
+                torch.nn.init.normal_(m.weight, 0, (2.0 / fan_out) ** 0.5)
+                if m.bias is not None:
+                    torch.nn.init.zeros_(m.bias)
+            elif isinstance(m, torch.nn.BatchNorm2d):
+                torch.nn.init.ones_(m.weight)
                 torch.nn.init.zeros_(m.bias)
-        elif isinstance(m, torch.nn.BatchNorm2d):
-            torch.nn.init.ones_(m.weight)
-            torch.nn.init.zeros_(m.bias)
-        elif isinstance(m, torch.nn.Linear):
-            bound = 1.0 / m.out_features**0.5
-            torch.nn.init.uniform_(m.weight, -bound, bound)
-            torch.nn.init.zeros_(m.bias)
+            elif isinstance(m, torch.nn.Linear):
+                bound = 1.0 / m.out_features**0.5
+                torch.nn.init.uniform_(m.weight, -bound, bound)
+                torch.nn.init.zeros_(m.bias)
+
+    return init
 
 
 def _timm_xception_init(model: Any) -> None:
@@ -110,9 +99,9 @@ def _timm_xception_init(model: Any) -> None:
 HAND_WRITTEN: dict[str, tuple[dict[str, Any], Any]] = {
     "googlenet": ({}, _trunc_normal_init(0.01, {})),
     "inception_v3": ({"aux": True}, _trunc_normal_init(0.1, {"AuxLogits.conv1.conv": 0.01, "AuxLogits.fc": 0.001})),
-    "efficientnet_b0": ({}, _efficientnet_init),
+    "efficientnet_b0": ({}, _tensorflow_init(fan_out_per_group=False)),
     "se_resnet50": ({}, _timm_resnet_init),
-    "mobilenet_v1": ({}, _timm_goog_init),
+    "mobilenet_v1": ({}, _tensorflow_init(fan_out_per_group=True)),
     "xception": ({}, _timm_xception_init),
 }
 
