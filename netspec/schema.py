@@ -135,6 +135,8 @@ def spec_schema() -> dict[str, Any]:
     layers = {"type": "array", "items": {"$ref": "#/definitions/layer"}, "minItems": 1}
     top["properties"]["layers"] = {**layers, "description": "the layers, in order"}
     definitions["BlockDef"]["properties"]["layers"] = layers
+    recipe = definitions["Recipe"]["properties"]  # a recipe's values may use the variables
+    definitions["Recipe"]["properties"] = {k: _or_expression(v) for k, v in recipe.items()}
     dim = {"anyOf": [{"type": "integer", "minimum": 1}, {"$ref": "#/definitions/expression"}]}
     (name,) = top["properties"]["inputs"]["patternProperties"]
     top["properties"]["inputs"]["patternProperties"][name] = {"type": "array", "items": dim, "minItems": 1}

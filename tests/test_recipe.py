@@ -105,3 +105,39 @@ def test_ema_is_a_decay_or_off() -> None:
     assert e.message == "key 'train.ema': ema is a decay such as 0.999, or off"
     with pytest.raises(SpecError, match=r"recipe key 'ema': input should be less than 1, got 1\.5"):
         resolve(None, {"ema": 1.5})
+
+
+RECIPE_WITH_VARIABLES = """
+params: {base_lr: 0.1, batch: 64}
+inputs: {x: [1, 8, 8]}
+train:
+  batch_size: $batch
+  lr: $base_lr * $batch / 256
+  augment: [{op: crop, padding: "$batch // 32"}]
+layers: [flatten, {op: linear, out: 10}]
+"""
+
+
+def test_recipe_values_may_be_expressions_of_the_variables() -> None:
+    r = load_text(RECIPE_WITH_VARIABLES).model.train
+    assert r is not None and (r.batch_size, r.lr, r.augment) == (64, 0.1 * 64 / 256, [Crop(padding=2)])
+    r = load_text(RECIPE_WITH_VARIABLES, params={"batch": 256}).model.train  # as --set batch=256
+    assert r is not None and (r.batch_size, r.lr, r.augment) == (256, 0.1, [Crop(padding=8)])
+
+
+@pytest.mark.parametrize(
+    ("params", "replace", "message", "line"),
+    [
+        ({"batch": 0}, None, "train: recipe key 'batch_size': input should be greater than or equal to 1, got 0", 5),
+        ({}, ("$base_lr *", "$base_l *"), "train: undefined variable '$base_l'", 6),
+        ({}, ("batch_size:", "batch_sise:"), "unknown recipe key; did you mean 'batch_size'?", 5),
+    ],
+)
+def test_an_expression_in_a_recipe_is_checked_once_evaluated(
+    params: dict[str, int], replace: tuple[str, str] | None, message: str, line: int
+) -> None:
+    text = RECIPE_WITH_VARIABLES if replace is None else RECIPE_WITH_VARIABLES.replace(*replace)
+    with pytest.raises(SpecError) as e:
+        load_text(text, "net.yaml", params)
+    assert message in e.value.message
+    assert e.value.location is not None and e.value.location.line == line

@@ -59,7 +59,7 @@ layers:
   - {op: maxpool2d, kernel: 2, ceil_mode: true}
   - {op: global_avgpool, flatten: true}
   - {op: linear, out: 10, inputs: unit}
-train: {epochs: 3, lr: 0.01}
+train: {epochs: 3, lr: $width * 0.001, batch_size: "$width * 4"}
 """
 
 

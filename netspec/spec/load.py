@@ -15,6 +15,7 @@ from netspec.errors import Location, SpecError, did_you_mean, name_list
 from netspec.plugins import load_spec_plugins
 from netspec.spec.expr import LIMIT, ExprError, ShapeLookup, evaluate, is_expression, variables_in
 from netspec.spec.model import SpecModel
+from netspec.spec.recipe import Recipe
 from netspec.spec.yamlload import MAX_FILE_BYTES, Document, Path, parse_yaml
 
 
@@ -101,12 +102,28 @@ def load_text(text: str, path: str = "<string>", params: Mapping[str, Any] | Non
             doc.loc(("inputs",)),
             hint=f"write inputs: {{image: [{shape}]}}",
         )
-    model = validate_model(SpecModel, data, doc, (), "key")
+    # A recipe written with the variables ('lr: $base_lr * $batch_size / 256') is
+    # validated once they are known; the rest of the spec first.
+    train = data.get("train")
+    deferred = isinstance(train, dict) and _has_expression(train)
+    model = validate_model(SpecModel, {**data, "train": None} if deferred else data, doc, (), "key")
     load_spec_plugins(model, doc)  # their ops, before any layer is validated
     spec = Spec(doc, model)
     spec.variables = evaluate_params(spec, dict(params or {}))
     spec.overridden = _overridden(spec, dict(params or {}))
+    if deferred:
+        values = resolve_value(train, spec.variables, doc, ("train",), "train")
+        recipe = validate_model(Recipe, values, doc, ("train",), "recipe key", "train: ")
+        spec.model = model.model_copy(update={"train": recipe})
     return spec
+
+
+def _has_expression(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_has_expression(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_expression(v) for v in value)
+    return is_expression(value)
 
 
 def _overridden(spec: Spec, overrides: dict[str, Any]) -> dict[str, Any]:
