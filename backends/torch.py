@@ -53,7 +53,7 @@ from netspec.backends.common import analysis_of, check_directory, match_keys, sh
 from netspec.errors import Location, SpecError
 from netspec.graph.ir import Node
 from netspec.names import NESTED_RESERVED, ROOT_RESERVED, reserved_error, reserved_why
-from netspec.ops import Shape, op_names
+from netspec.ops import REGISTRY, Shape, op_names
 from netspec.ops.conv2d import Conv2d
 from netspec.ops.slice import Slice
 from netspec.passes.init import InitRule
@@ -652,13 +652,37 @@ def _init_method(init: str, layers: _Layers, rules: list[InitRule]) -> list[str]
     return lines + ["        " + line for line in layers.frozen]
 
 
-def _weight_methods(layers: _Layers) -> list[str]:
-    """``init_torchvision`` (one branch per module class) and, if the spec fixes
-    values, ``set_fixed_weights``."""
+def _set_by_rules(analysis: Analysis, shapes: dict[str, Shape]) -> list[str]:
+    """The layers whose every tensor (buffers included) the spec's init rules set: the
+    scheme leaves them to the rules rather than initialise them twice."""
+    ruled: dict[str, set[str]] = {}
+    for rule in analysis.init_rules:
+        for name in rule.layers:
+            ruled.setdefault(name, set()).add(rule.tensor)
+    found = []
+    for name, tensors in ruled.items():
+        node = analysis.graph[name]
+        held = REGISTRY[node.op].tensors(node.attrs, [shapes[r] for r in node.inputs], shapes[name])
+        if {t.name for t in held} <= tensors:
+            found.append(name)
+    return found
+
+
+def _weight_methods(layers: _Layers, by_rules: list[str]) -> list[str]:
+    """``init_torchvision`` (one branch per module class, skipping the layers the
+    rules set whole) and, if the spec fixes values, ``set_fixed_weights``."""
 
     lines = ["", "    @torch.no_grad()", "    def init_torchvision(self) -> None:"]
-    if layers.classes:
+    if layers.classes and by_rules:
+        lines += ["        by_rules = {", *(f"            {_lit(n)}," for n in by_rules), "        }"]
+        lines += [
+            "        for name, m in self.named_modules():",
+            "            if name in by_rules:",
+            "                continue  # the spec's init rules set all its tensors",
+        ]
+    elif layers.classes:
         lines.append("        for m in self.modules():")
+    if layers.classes:
         for k, (kind, init) in enumerate(layers.classes.items()):
             lines.append(f"            {'if' if k == 0 else 'elif'} isinstance(m, {kind}):")
             lines += ["                " + stmt for stmt in init]
@@ -747,7 +771,7 @@ def generate_source(analysis: Analysis) -> str:
         [
             *_header(analysis, shapes, name),
             *_init_method(analysis.graph.init, layers, analysis.init_rules),
-            *_weight_methods(layers),
+            *_weight_methods(layers, _set_by_rules(analysis, shapes)),
             *_rules_method(analysis.init_rules),
             *_forward(analysis, var, layers),
             *_main(name),

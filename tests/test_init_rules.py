@@ -18,6 +18,7 @@ import netspec
 
 torch = pytest.importorskip("torch")
 backend = pytest.importorskip("netspec.backends.torch")
+from test_init import poisoned_empty, unwritten  # noqa: E402, F401 (the fixture, by name)
 from torch_references import build_reference  # noqa: E402 (needs torch)
 
 #: families whose reference module (with its initialisation) is cheap enough to build
@@ -332,3 +333,14 @@ def test_a_layer_rule_for_layers_left_out_by_when_is_no_error() -> None:
     assert netspec.analyze_text(text + "init: {layers: {fc: {weight: zeros}}}\n").init_rules == []
     with pytest.raises(netspec.SpecError, match="init: layers: 'fcc' names no layer"):
         netspec.analyze_text(text + "init: {layers: {fcc: {weight: zeros}}}\n")
+
+
+@pytest.mark.usefixtures("poisoned_empty")
+@pytest.mark.parametrize("name", ["squeezenet1_1", "densenet121", "se_resnet50", "mobilenet_v1", "inception_v3"])
+def test_layers_left_to_the_rules_are_still_initialised_whole(name: str) -> None:
+    """The scheme skips the layers whose every tensor a rule sets (no double work); a
+    tensor nobody sets would keep the sentinel that torch.empty hands out here."""
+    model = netspec.compile(name)
+    assert unwritten(model) == []
+    source = backend.generate_source(netspec.analyze(name))
+    assert "by_rules = {" in source  # each has layers the rules set whole (its classifier at least)
