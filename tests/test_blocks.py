@@ -406,6 +406,29 @@ def test_when_false_leaves_a_layer_out_and_references_mean_its_first_input() -> 
     assert a.totals.params == 0
 
 
+ALTERNATIVES = """
+    params: {conv_head: true}
+    inputs: {x: [4, 6, 6]}
+    layers:
+      - {op: relu, name: body}
+      - {op: conv2d, name: head, out: 2, kernel: 1, when: $conv_head}
+      - {op: global_avgpool, name: head, flatten: true, when: not $conv_head}
+      - {op: sigmoid, name: out, inputs: head}
+"""
+
+
+@pytest.mark.parametrize(("conv_head", "op", "shape"), [(True, "conv2d", (2, 6, 6)), (False, "global_avgpool", (4,))])
+def test_layers_that_when_keeps_one_of_may_share_a_name(conv_head: bool, op: str, shape: tuple[int, ...]) -> None:
+    a = analyze_yaml(ALTERNATIVES, conv_head=conv_head)
+    assert (a.layer("head").op, a.layer("out").inputs, a.layer("out").output_shape) == (op, ("head",), shape)
+
+
+def test_two_layers_kept_under_one_name_are_still_a_duplicate() -> None:
+    with pytest.raises(netspec.SpecError, match=r"duplicate layer name 'head' \(first used at line 6\)") as e:
+        analyze_yaml(ALTERNATIVES.replace("when: not $conv_head", "when: true"))
+    assert e.value.location is not None and e.value.location.line == 7
+
+
 def test_when_true_keeps_the_layer() -> None:
     a = analyze_yaml(
         """

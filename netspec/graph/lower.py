@@ -316,15 +316,9 @@ class _Lowering:
             error = self.unknown_op(opname, entry.op, at)
             error.notes.extend(spec.set_from_outside(entry.op, scope.variables))
             raise error
-        if name in scope.names:
-            first = scope.names[name]
-            line = first.location.line if isinstance(first, _Alias) else self.graph[first].location.line
-            raise SpecError(
-                f"duplicate layer name '{name}' (first used at line {line})",
-                spec.loc((*at, "name")),
-                hint="layer names must be unique; rename one of them",
-                layer=scope.prefix + name,
-            )
+        # A name is taken by a layer that is in; one left out by 'when' gives it up to an
+        # alternative written later ({name: head, when: $a}, {name: head, when: not $a}).
+        taken = name in scope.names and name not in scope.skipped
         kind = f"block {opname}" if block is not None else op.name if op is not None else opname
         who = f"layer '{scope.prefix}{name}' ({kind})"
         loc = spec.loc(at)
@@ -342,12 +336,28 @@ class _Lowering:
             )
         full = scope.prefix + name
         if entry.when is not True and not self.flag(scope, at, entry.when, "when", who, full):
+            if taken:
+                return name  # left out, and its name is the layer's that is in
             if entry.otherwise is not None:
                 refs, locs = (entry.otherwise,), (spec.loc((*at, "otherwise")),)
             scope.names[name] = _Alias(scope, refs[0], locs[0])
             scope.skipped.add(name)
             self.graph.left_out.append(full)
             return name
+        if taken:
+            first = scope.names[name]
+            line = first.location.line if isinstance(first, _Alias) else self.graph[first].location.line
+            raise SpecError(
+                f"duplicate layer name '{name}' (first used at line {line})",
+                spec.loc((*at, "name")),
+                hint="layer names must be unique (two may share one where 'when' keeps at most one); rename one",
+                layer=full,
+            )
+        if name in scope.skipped:  # the left-out layer of this name: reading it means reading its input
+            alias = scope.names[name]
+            assert isinstance(alias, _Alias)
+            refs = tuple(alias.ref if r == name else r for r in refs)
+            scope.skipped.discard(name)
         self.lowered.add(id(entry))
         trainable = scope.trainable and (
             entry.trainable is True or self.flag(scope, at, entry.trainable, "trainable", who, full)
