@@ -6,7 +6,7 @@ import pytest
 
 from netspec.spec.expr import ExprError, evaluate
 
-VARS = {"width": 64, "c": 10, "flag": True, "half": 0.5}
+VARS = {"width": 64, "c": 10, "flag": True, "half": 0.5, "table": {"a": 1}, "sizes": [1, 2]}
 
 
 @pytest.mark.parametrize(
@@ -57,6 +57,8 @@ def test_values(text: str, value: object) -> None:
         ("$c if $flag 3", "expected 'else'", 12),
         ("1 if 2 else 3", "'if' needs true or false, got 2", 2),
         ("$c < 'a'", "cannot compare", 3),
+        ("$table > 1", "'>' cannot compare {'a': 1} with 1", 7),
+        ("$c <= $sizes", "'<=' cannot compare 10 with [1, 2]", 3),
         ("ceil(1, 2)", "wrong number of arguments to ceil()", 0),
         ("make_divisible(3, 0)", "divisor must be a positive integer", 0),
         ("not 3", "'not' needs true or false", 0),

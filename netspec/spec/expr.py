@@ -249,6 +249,9 @@ class _Parser:
         if tok is not None and tok[1] in _COMPARE:
             self.take()
             rhs = self.expr()
+            ordered = (int, float, str)  # a list or a mapping (a variable's value) has no order
+            if tok[1] not in ("==", "!=") and not (isinstance(value, ordered) and isinstance(rhs, ordered)):
+                raise ExprError(f"'{tok[1]}' cannot compare {value!r} with {rhs!r}", tok[2])
             if isinstance(value, str) != isinstance(rhs, str) and tok[1] not in ("==", "!="):
                 raise ExprError(f"'{tok[1]}' cannot compare {value!r} with {rhs!r}", tok[2])
             if isinstance(value, str) and isinstance(rhs, str) and tok[1] not in ("==", "!="):
