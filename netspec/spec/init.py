@@ -24,6 +24,7 @@ to the layers by ``netspec.passes.init``, the torch backend writes the calls.
 from __future__ import annotations
 
 import ast
+import math
 import re
 from collections.abc import Callable, Mapping
 from functools import lru_cache
@@ -91,7 +92,7 @@ class Initializer(NamedTuple):
                 value = evaluate(v.text)
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
                     raise ValueError(f"{self.name}: {k} = {v.text} is {value!r}, not a number")
-                v = float(value)
+                v = _finite(self.name, k, float(value))
             args.append((k, v))
         _check_ranges(self.name, dict(INITIALIZERS[self.name]) | dict(args))
         return Initializer(self.name, tuple(args))
@@ -109,6 +110,12 @@ def _number(node: ast.expr) -> float | None:
     if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
         return float(node.value)
     return None
+
+
+def _finite(fn: str, param: str, value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError(f"{fn}: {param} must be a finite number, not {value}")
+    return value
 
 
 _VARIABLE = "__netspec_var_"  # what ``$`` becomes for Python's parser
@@ -131,7 +138,7 @@ def _value(fn: str, param: str, node: ast.expr, source: str) -> float | str | Ex
     if words is None:
         number = _number(node)
         if number is not None:
-            return number
+            return _finite(fn, param, number)
         if _is_arithmetic(node):
             return Expression((ast.get_source_segment(source, node) or "").replace(_VARIABLE, "$"))
         shown = ast.unparse(node).replace(_VARIABLE, "$")
@@ -175,8 +182,10 @@ def parse_initializer(text: str) -> Initializer:
     for param, node in zip(params, positional):
         given[param] = _value(fn, param, node, source)
     for kw in keywords:
-        if kw.arg is None or kw.arg not in params:
-            hint = did_you_mean(kw.arg or "", params)
+        if kw.arg is None:
+            raise ValueError(f"{fn}: arguments are written name=value, not '**{ast.unparse(kw.value)}'")
+        if kw.arg not in params:
+            hint = did_you_mean(kw.arg, params)
             raise ValueError(
                 f"{fn} has no parameter {kw.arg!r}"
                 + (f" ({hint})" if hint else f"; it takes {name_list(params) or 'none'}")
