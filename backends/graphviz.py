@@ -384,7 +384,10 @@ def _add_node(g: Any, row: LayerInfo, analysis: Analysis, shown: frozenset[str],
         return
     node = graph.nodes[row.name]
     label = op_label(node.op, node.attrs, row.output_shape, node)
-    lines = [local] if label == local else [local, label]  # not "relu / relu"
+    title = (
+        f"{local} ({node.label})".replace("\\", "\\\\") if node.label else local
+    )  # a backslash starts an escape in dot
+    lines = [title] if label == local else [title, label]  # not "relu / relu"
     extra = []
     if "params" in shown and row.params:
         extra.append(f"{compact(row.params)} params")

@@ -488,9 +488,10 @@ class _Modules:
             if kind is None:
                 value = constructor if leaf else "nn.ModuleDict()"
                 if depth == 0 and not _attribute(part):
-                    self.lines.append(f"self.add_module({_lit(part)}, {value})")
+                    line = f"self.add_module({_lit(part)}, {value})"
                 else:
-                    self.lines.append(f"{access} = {value}")
+                    line = f"{access} = {value}"
+                self.lines.append(line + (f"  # {node.label}" if leaf and node.label else ""))
                 self.kinds[child] = "leaf" if leaf else "dict"
             expr, path = access, child
 

@@ -59,6 +59,7 @@ def to_dict(a: Analysis, depth: int | None = None, view: View = View()) -> dict[
         "layers": [
             {
                 "name": x.name,
+                "label": label_of(a, x),
                 "op": x.op,
                 "inputs": list(x.inputs),
                 "output_shape": list(x.output_shape),
@@ -114,16 +115,28 @@ def _csv(a: Analysis, depth: int | None, view: View) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(
-        ("name", "op", "count", "inputs", "output_shape", "attrs", "params", "trainable_params", "buffers", "macs",
+        ("name", "label", "op", "count", "inputs", "output_shape", "attrs", "params", "trainable_params", "buffers", "macs",
          "flops", "activation_bytes", "receptive_field", "effective_stride", "line")
     )  # fmt: skip
     for x in a.rows(depth):
         w.writerow(
-            (x.name, x.op, x.instances, " ".join(x.inputs), _x(x.output_shape), attrs_text(a, x), x.params,
+            (x.name, label_of(a, x), x.op, x.instances, " ".join(x.inputs), _x(x.output_shape), attrs_text(a, x), x.params,
              x.trainable_params, x.buffers, x.macs, x.flops, view.activations(x.activation_bytes),
              _x(x.receptive_field), _x(x.effective_stride), x.line)
         )  # fmt: skip
     return buf.getvalue()
+
+
+def label_of(a: Analysis, x: LayerInfo) -> str:
+    """The layer's label (``conv5_3``); "" for none, and for a collapsed row."""
+    node = a.graph.nodes.get(x.name)
+    return node.label if node is not None else ""
+
+
+def shown_name(a: Analysis, x: LayerInfo) -> str:
+    """``features.28 (conv5_3)``: the name, and the label where the spec gives one."""
+    label = label_of(a, x)
+    return f"{x.name} ({label})" if label else x.name
 
 
 def _x(values: tuple[int, ...]) -> str:
@@ -199,7 +212,11 @@ def _rows(a: Analysis, depth: int | None, view: View) -> tuple[list[str], list[b
     head = ["Layer", "Op", *(h for h, _, _ in cells)]
     right = [False, False, *(r for _, r, _ in cells)]
     rows = [
-        [x.name, f"{x.op} x{x.instances}" if x.instances > 1 else x.op, *(fn(a, x, view) for _, _, fn in cells)]
+        [
+            shown_name(a, x),
+            f"{x.op} x{x.instances}" if x.instances > 1 else x.op,
+            *(fn(a, x, view) for _, _, fn in cells),
+        ]
         for x in a.rows(depth)
     ]
     return head, right, rows

@@ -70,14 +70,15 @@ def test_json_schema() -> None:
     assert data["variables"] == {"classes": 1000, "resolution": 224, "dropout": 0.5}
     assert data["inputs"] == {"image": [3, 224, 224]}
     assert set(data["layers"][1]) == {
-        *("name", "op", "inputs", "output_shape", "params", "macs", "flops", "line"),
+        *("name", "label", "op", "inputs", "output_shape", "params", "macs", "flops", "line"),
         *("receptive_field", "effective_stride", "count", "attrs", "activation_bytes"),
     }
     conv = next(x for x in data["layers"] if x["name"] == "features.0")
     spec_lines = (REPO / "specs" / "vgg16_bn.yaml").read_text().splitlines()
-    conv1_1 = 1 + next(i for i, line in enumerate(spec_lines) if line.endswith("# conv1_1"))  # the line it is on
+    conv1_1 = 1 + next(i for i, line in enumerate(spec_lines) if "label: conv1_1," in line)  # the line it is on
     assert conv == {
         "name": "features.0",
+        "label": "conv1_1",
         "op": "conv2d",
         "inputs": ["image"],
         "output_shape": [64, 224, 224],
@@ -112,7 +113,7 @@ def test_csv_and_markdown_agree_with_json() -> None:
     assert [r["name"] for r in rows] == [x["name"] for x in data["layers"]]
     assert sum(int(r["macs"]) for r in rows) == data["totals"]["macs"]
     md = run("summary", "alexnet", "--format", "markdown").stdout
-    assert "| features.0 | conv2d | [N, 64, 55, 55] | 11 | 4 | 23,296 |" in md
+    assert "| features.0 (conv1) | conv2d | [N, 64, 55, 55] | 11 | 4 | 23,296 |" in md
     assert "| MACs | 714,188,480 (714.19 M) |" in md
 
 

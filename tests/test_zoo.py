@@ -103,20 +103,18 @@ VGG_CONFIGURATIONS = {
 }
 
 
-def _commented_layers(name: str) -> dict[str, netspec.LayerInfo]:
-    """The layers whose spec line ends in a comment naming them (``# conv5_3``)."""
+def _labelled_layers(name: str) -> dict[str, netspec.LayerInfo]:
+    """The layers by their labels (``conv5_3``)."""
     a = netspec.analyze(name)
-    at_line = {x.line: x for x in a.layers if x.op != "input"}
-    lines = (REPO / "specs" / f"{name}.yaml").read_text().splitlines()
-    return {line.rsplit("# ", 1)[1]: at_line[i] for i, line in enumerate(lines, 1) if i in at_line and "# " in line}
+    return {a.graph[x.name].label: x for x in a.layers if a.graph[x.name].label}
 
 
 @pytest.mark.parametrize("name", [*VGG_CONFIGURATIONS, "vgg16_bn"])
-def test_vgg_comments_give_the_papers_layer_names(name: str) -> None:
-    # the specs number their layers as torchvision does (features.28); the comment
-    # beside each names it as the paper does (conv5_3), and must name the right layer
+def test_vgg_labels_give_the_papers_layer_names(name: str) -> None:
+    # the specs number their layers as torchvision does (features.28); the label
+    # of each names it as the paper does (conv5_3), and must name the right layer
     stages = VGG_CONFIGURATIONS[name.removesuffix("_bn")]
-    named = _commented_layers(name)
+    named = _labelled_layers(name)
     for s, (convs, channels) in enumerate(zip(stages, (64, 128, 256, 512, 512)), 1):
         for k in range(1, convs + 1):
             conv = named.pop(f"conv{s}_{k}")
@@ -132,8 +130,8 @@ def test_vgg_comments_give_the_papers_layer_names(name: str) -> None:
     assert not any(k.startswith(("conv", "bn", "pool", "fc")) for k in named)  # no name left over
 
 
-def test_alexnet_comments_give_the_usual_layer_names() -> None:
-    named = _commented_layers("alexnet")
+def test_alexnet_labels_give_the_usual_layer_names() -> None:
+    named = _labelled_layers("alexnet")
     # torchvision's variant: 64-192-384-256-256 channels, 55 -> 27 -> 13 -> 6 pixels
     expected = {
         "conv1": ("conv2d", (64, 55, 55)),

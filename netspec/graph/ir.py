@@ -35,6 +35,7 @@ class Node:
     input_locations: tuple[Location, ...] = ()
     #: the block instances the node belongs to, outermost first: (instance name, where written)
     callers: tuple[tuple[str, Location], ...] = ()
+    label: str = ""  # what people call the layer (``conv5_3``), shown beside its name
 
 
 class Group(NamedTuple):

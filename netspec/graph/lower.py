@@ -367,6 +367,13 @@ class _Lowering:
             if type(entry.repeat) is int and entry.repeat == 1
             else _repeat(spec, scope.variables, at, entry, who, full, self.lookup(scope))
         )
+        if entry.label is not None and (block is not None or op is None):
+            raise SpecError(
+                f"{who}: a label names one layer, and this is a {'block instance' if block else 'split'}",
+                spec.loc((*at, "label"), key=True),
+                hint="label the layers inside it" if block else "label the layers that read its parts",
+                layer=full,
+            )
         if block is not None:
             self.add_block(scope, at, entry, opname, name, block, refs, locs, repeat, trainable)
             return name
@@ -382,12 +389,13 @@ class _Lowering:
         if len(self.graph) + repeat > MAX_NODES:
             raise SpecError(f"{who}: the spec expands to more than {MAX_NODES:,} layers", loc, layer=full)
         attrs = self.attrs(scope, at, entry, op, who, full)
+        label = entry.label or ""
         copies, numbered = self.copy_names(scope, at, entry, name, repeat, who, full)
         grouped = numbered and entry.sep == "."  # the copies live under the name ('conv.0')
         for r, local in enumerate(copies):
             node_name = scope.prefix + local
             scope_name = full if grouped else scope.prefix[:-1]
-            node = Node(node_name, op.name, attrs, refs, loc, scope_name, trainable, locs, scope.callers)
+            node = Node(node_name, op.name, attrs, refs, loc, scope_name, trainable, locs, scope.callers, label)
             self.graph.add(node)
             if r == 0:
                 self.pending[node_name] = (node, scope)

@@ -28,6 +28,8 @@ def _digits(v: Any) -> Any:
 LayerName = Annotated[
     str, BeforeValidator(_digits), StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_]*$", max_length=200)
 ]
+#: a layer's label: one line of text
+Label = Annotated[str, StringConstraints(pattern=r"^[^\n\r]+$", max_length=200)]
 #: a reference to a layer: a name or a scoped instance name such as ``conv.2`` or ``s.0``
 Ref = Annotated[
     str, BeforeValidator(_digits), StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.]*$", max_length=1000)
@@ -100,6 +102,8 @@ class LayerEntry(BaseModel):
     first: Any = None
     #: what joins a copy's name and its number: 'layer2.0', 'block_4', 'denselayer1'
     sep: Literal[".", "_", ""] = "."
+    #: what people call the layer, shown beside its name (VGG's features.28 is conv5_3)
+    label: Label | None = None
 
     @property
     def attrs(self) -> dict[str, Any]:
