@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from conftest import analyze_yaml
+from test_errors import error_of
 
 import netspec
 
@@ -282,14 +283,13 @@ HINTS = {
 )  # fmt: skip
 def test_a_mistake_is_located_at_the_rule(init: str, message: str, at: str) -> None:
     text = textwrap.dedent(NET) + f"init: {init}\n"
-    with pytest.raises(netspec.SpecError) as e:
-        netspec.analyze_text(text)
-    assert message in e.value.message
+    e = error_of(text)
+    assert message in e.message
     where = (text.count("\n"), len("init: ") + init.index(at) + 1)
-    assert e.value.location is not None and (e.value.location.line, e.value.location.col) == where
+    assert e.location is not None and (e.location.line, e.location.col) == where
     hint = HINTS.get(init)
-    assert hint is None or hint in (e.value.hint or "")
-    assert "Traceback" not in str(e.value)
+    assert hint is None or hint in (e.hint or "")
+    assert "Traceback" not in str(e)
 
 
 def test_numbers_may_be_expressions_of_the_variables() -> None:

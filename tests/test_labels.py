@@ -10,6 +10,7 @@ import json
 
 import pytest
 from conftest import analyze_yaml
+from test_errors import error_of
 
 import netspec
 
@@ -67,7 +68,6 @@ def test_the_diagram_and_the_source_show_it() -> None:
 )  # fmt: skip
 def test_a_label_on_what_is_not_one_layer_is_located(layer: str, message: str) -> None:
     text = f"inputs: {{x: [4, 2, 2]}}\nblocks:\n  unit: {{layers: [relu]}}\nlayers:\n  - {layer}\n"
-    with pytest.raises(netspec.SpecError) as e:
-        netspec.analyze_text(text)
-    assert message in e.value.message
-    assert e.value.location is not None and e.value.location.line == 5
+    e = error_of(text)
+    assert message in e.message
+    assert e.location is not None and e.location.line == 5

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import analyze_yaml
+from test_errors import error_of
 
 import netspec
 
@@ -87,10 +88,9 @@ def test_the_default_is_unchanged() -> None:
 )  # fmt: skip
 def test_a_wrong_numbering_is_located(layer: str, message: str) -> None:
     text = f"inputs: {{x: [8, 8, 8]}}\nlayers:\n  - {layer}\n"
-    with pytest.raises(netspec.SpecError) as e:
-        netspec.analyze_text(text)
-    assert message in e.value.message
-    assert e.value.location is not None and e.value.location.line == 3
+    e = error_of(text)
+    assert message in e.message
+    assert e.location is not None and e.location.line == 3
 
 
 def test_a_numbered_name_that_clashes_is_a_duplicate() -> None:
