@@ -11,7 +11,8 @@ from netspec.spec.load import Spec
 
 class Use(NamedTuple):
     """Where a variable is used: ``what`` (``layer 'fc3'``, ``block 'unit' layer 'c'``,
-    ``variable 'big'``, ``input 'image'``, ``train``) and the key there (``out``)."""
+    ``variable 'big'``, ``input 'image'``, ``train``, ``init ops 'linear'``) and the key
+    there (``out``)."""
 
     what: str
     key: str
@@ -91,6 +92,10 @@ def _uses(spec: Spec) -> dict[str, list[Use]]:
     if isinstance(data, dict) and isinstance(data.get("train"), dict):
         for key, value in data["train"].items():
             note(value, Use("train", key))
+    if isinstance(data, dict) and isinstance(data.get("init"), dict):
+        for kind in ("ops", "layers"):
+            for key, tensors in (data["init"].get(kind) or {}).items():
+                note(tensors, Use(f"init {kind} '{key}'", "initializer"))
     return found
 
 

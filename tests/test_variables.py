@@ -83,3 +83,11 @@ def test_cli_lists_variables_as_a_table_and_as_json(tmp_path: Path) -> None:
     bad = run_cli("vars", "net.yaml", "--set", "widht=3", cwd=tmp_path)
     assert bad.returncode == 2
     assert cli_errors(bad.stderr)[0][3].startswith("cannot set 'widht'")
+
+
+def test_uses_in_the_init_rules_are_listed() -> None:
+    by_name = {v.name: v for v in describe(netspec.load("efficientnet_b0"))}
+    assert [str(u) for u in by_name["classes"].used_by] == [
+        "block 'classifier' layer '1': out",
+        "init ops 'linear': initializer",
+    ]
